@@ -1,0 +1,23 @@
+"""colorgan: train pix2pix-style colorizers (gray -> colour) with TensorFlow / Keras 3.
+
+    from colorgan import Config, train
+    run_dir = train(Config(data="data/cifar10-mini", epochs=2))
+
+Names are imported lazily so that `import colorgan.config` (the command lines' --help) does not
+load TensorFlow.
+"""
+import importlib
+
+_EXPORTS = {
+    "Config": "config", "ColorganError": "errors",
+    "Generator": "models", "Discriminator": "models",
+    "Pix2Pix": "training", "build_models": "training", "build_pix2pix": "training",
+    "load_generator": "training", "resume": "training", "train": "training",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'colorgan' has no attribute {name!r}")

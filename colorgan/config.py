@@ -1,0 +1,196 @@
+"""One typed training config, its command line, and its JSON form saved beside each run.
+
+Every field is a flag (`image_size` -> `--image-size`); `--help` lists them with their defaults.
+Fields whose default is "auto" (0 or "") are resolved once the data is known, and the resolved
+config is what `config.json` records, so evaluation and `--resume` rebuild the run with no flags.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ColorganError
+
+DEFAULT_DATA = "data/cifar10-mini"
+COLOR_SPACES = ("lab", "rgb")
+PRECISIONS = ("auto", "fp32", "bf16")
+MODELS = ("pix2pix",)
+
+
+def _opt(default, help, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class Config:
+    # data
+    data: str = _opt(DEFAULT_DATA, "a paired folder (color/ + gray/), a folder of colour images (flat or class "
+                                   "subfolders), a folder with train/ and test/ class subfolders, or 'cifar10'")
+    classes: list[str] = field(default_factory=list, metadata={
+        "help": "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)"})
+    image_size: int = _opt(0, "training size in pixels, a power of two (0: 32 for CIFAR-10-sized data, 256 otherwise)")
+    color_space: str = _opt("lab", "lab: predict ab from L; rgb: predict RGB from gray", COLOR_SPACES)
+    val_split: float = _opt(0.1, "validation fraction for data without its own test split")
+    jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
+    # model
+    model: str = _opt("pix2pix", "what to train", MODELS)
+    base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)")
+    # optimisation
+    batch_size: int = _opt(0, "images per step (0: 64 up to 64 px, 16 at 128 px, 4 above)")
+    epochs: int = _opt(20, "epochs to train in total")
+    steps_per_epoch: int = _opt(0, "train steps per epoch (0: one pass over the training data)")
+    val_steps: int = _opt(0, "validation batches per epoch (0: the whole validation split)")
+    lr: float = _opt(2e-4, "Adam learning rate, generator and discriminator")
+    beta1: float = _opt(0.5, "Adam beta_1")
+    lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss")
+    precision: str = _opt("auto", "fp32, or bf16 (mixed bfloat16, float32 weights: about 2x faster on CPUs with "
+                                  "AMX/AVX-512 BF16); auto picks bf16 on such CPUs, fp32 elsewhere", PRECISIONS)
+    seed: int = _opt(42, "seed for the data split, data order and initialisation")
+    # outputs
+    run_name: str = _opt("", "run directory name under --checkpoint-dir (default: <data>-<date>-<time>)")
+    checkpoint_dir: str = _opt("checkpoints", "where run directories are written")
+    num_samples: int = _opt(8, "validation images in each epoch's sample grid")
+
+    # ---- derived values -------------------------------------------------------------------------
+    @property
+    def unet_depth(self) -> int:
+        """Stride-2 levels of the U-Net: down to 1x1 at 256 px and below, 8 levels above."""
+        return unet_depth(self.image_size)
+
+    def resolved(self, default_image_size: int) -> "Config":
+        """The config with its "auto" fields filled in, validated."""
+        size = self.image_size or default_image_size
+        batch = self.batch_size or (64 if size <= 64 else 16 if size <= 128 else 4)
+        precision = self.precision if self.precision != "auto" else default_precision()
+        cfg = dataclasses.replace(self, image_size=size, batch_size=batch, precision=precision)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def bad(flag, why):
+            raise ColorganError(f"--{flag.replace('_', '-')}: {why}")
+
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                bad(f.name, f"{getattr(self, f.name)!r} is not one of {', '.join(choices)}")
+        if self.image_size:
+            if self.image_size < 16 or self.image_size % (2 ** unet_depth(self.image_size)):
+                bad("image_size", f"{self.image_size} is not a power of two from 16 (or a multiple of 256 above)")
+        for name in ("batch_size",):
+            if getattr(self, name) < 0:
+                bad(name, "must be positive")
+        for name in ("epochs", "base_filters"):
+            if getattr(self, name) < 1:
+                bad(name, "must be at least 1")
+        for name in ("steps_per_epoch", "val_steps", "num_samples"):
+            if getattr(self, name) < 0:
+                bad(name, "must be 0 or more")
+        if not 0.0 <= self.val_split < 1.0:
+            bad("val_split", f"{self.val_split} is not in [0, 1)")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad("lr", f"{self.lr} is not a positive number")
+        if not 0.0 <= self.beta1 < 1.0:
+            bad("beta1", f"{self.beta1} is not in [0, 1)")
+        if not (self.lambda_l1 >= 0 and math.isfinite(self.lambda_l1)):
+            bad("lambda_l1", f"{self.lambda_l1} is not a number >= 0")
+        if self.run_name and (os.sep in self.run_name or self.run_name in (".", "..")):
+            bad("run_name", f"{self.run_name!r} must be a plain name, not a path")
+
+    # ---- JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .io_utils import atomic_write_text
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ColorganError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Config":
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ColorganError(f"{path}: no such file") from None
+        except (OSError, ValueError) as e:
+            raise ColorganError(f"{path}: not a readable config ({e})") from None
+        if not isinstance(values, dict):
+            raise ColorganError(f"{path}: not a config (expected a JSON object)")
+        return cls.from_dict(values)
+
+
+def default_precision() -> str:
+    """bf16 where the CPU computes bfloat16 natively (AMX or AVX-512 BF16) and no GPU is visible."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    if "amx_bf16" not in flags and "avx512_bf16" not in flags:
+        return "fp32"
+    import tensorflow as tf
+    return "fp32" if tf.config.list_physical_devices("GPU") else "bf16"
+
+
+def unet_depth(image_size: int) -> int:
+    return max(1, min(8, int(math.log2(max(image_size, 1)))))
+
+
+# ---- command line -------------------------------------------------------------------------------
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (plus a hint) instead of the full usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parse_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field, defaults shown in --help."""
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = f.metadata.get("help", "")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} (default: {'on' if default else 'off'})".replace("%", "%%"))
+            continue
+        kind = {"int": int, "float": float, "str": str, "list[str]": _parse_list}.get(str(f.type), str)
+        shown = ",".join(default) if isinstance(default, list) else default
+        parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+                            metavar=f.name.upper() if not f.metadata.get("choices") else None,
+                            help=f"{help_text} (default: {shown!r})".replace("%", "%%"))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The Config fields given on the command line (flags left out are None)."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def config_from_overrides(overrides: dict, base: Config | None = None) -> Config:
+    cfg = dataclasses.replace(base or Config(), **overrides)
+    cfg.validate()
+    return cfg
+
+
+def print_error_and_exit(prog: str, error: Exception, code: int = 2) -> None:
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(code)

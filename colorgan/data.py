@@ -1,0 +1,324 @@
+"""Finding training images on disk and turning them into `tf.data` pipelines.
+
+Three kinds of `--data`:
+  * a paired folder: `color/` and `gray/` subfolders, files paired by name stem ("landscape Images");
+  * a folder of colour images, flat or with class subfolders (gray derived in the pipeline);
+    a folder holding `train/` and `test/` (or `val/`) such folders uses them as its split;
+  * `cifar10`: a local folder of that name (as given or under `data/`), else `keras.datasets.cifar10`.
+
+Every example moves through the pipeline as one uint8 tensor [H, W, 4] (RGB + gray), so the
+random crop and mirror of the jitter are identical for input and target by construction.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from .color import rgb_to_gray, to_model_io
+from .config import Config
+from .errors import ColorganError
+
+log = logging.getLogger("colorgan")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+# Decoded training sets below this size are cached in memory (uint8 at the training size).
+CACHE_LIMIT_BYTES = 4 * 1024 ** 3
+JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+@dataclass
+class ImageSet:
+    """Images of one split: colour paths with paired gray paths (or None: derive gray), or an array."""
+    color: list[str] = field(default_factory=list)
+    gray: list[str] | None = None
+    array: np.ndarray | None = None  # uint8 [N, H, W, 3], e.g. from keras.datasets
+
+    def __len__(self):
+        return len(self.array) if self.array is not None else len(self.color)
+
+
+@dataclass
+class DataSource:
+    name: str  # short name, used in default run names
+    description: str
+    train: ImageSet
+    val: ImageSet
+    default_image_size: int
+
+
+# ---- finding files --------------------------------------------------------------------------------
+def resolve_data_path(name: str) -> Path | None:
+    """`name` as given, else under ./data/, else under the project's data/ folder."""
+    for candidate in (Path(name), Path("data") / name, PROJECT_DATA_DIR / name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def looks_like_image(path: Path) -> bool:
+    """Cheap check of the file signature, so empty or mislabelled files are skipped up front."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _MAGIC)
+
+
+def _warn_list(what: str, paths: list, limit: int = 5) -> None:
+    if paths:
+        shown = ", ".join(str(p) for p in paths[:limit]) + (", ..." if len(paths) > limit else "")
+        log.warning("%d %s skipped: %s", len(paths), what, shown)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under folder (recursive, sorted); unreadable or non-image files are warned about."""
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith("."))
+    good = [p for p in files if looks_like_image(p)]
+    if len(good) < len(files):
+        kept = set(good)
+        _warn_list("files that are not readable JPEG/PNG/BMP images", [p for p in files if p not in kept])
+    return good
+
+
+def class_folders(folder: Path, classes: list[str]) -> list[Path]:
+    """The class subfolders to read: all of them, or those named by --classes."""
+    if not classes:
+        return [folder]
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not present:
+        raise ColorganError(f"--classes: {folder} has no class subfolders")
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise ColorganError(f"--classes: {', '.join(missing)} not in {folder} (has: {', '.join(present)})")
+    return [folder / c for c in classes]
+
+
+def colour_images(folder: Path, classes: list[str]) -> ImageSet:
+    files = [p for sub in class_folders(folder, classes) for p in list_images(sub)]
+    return ImageSet(color=[str(p) for p in files])
+
+
+def paired_images(folder: Path) -> ImageSet:
+    """color/X.* paired with gray/X.* by file stem; unpaired files are named in a warning."""
+    color = {p.relative_to(folder / "color").with_suffix(""): p for p in list_images(folder / "color")}
+    gray = {p.relative_to(folder / "gray").with_suffix(""): p for p in list_images(folder / "gray")}
+    stems = sorted(color.keys() & gray.keys(), key=_natural_key)
+    _warn_list("colour images without a gray partner", sorted(str(color[s]) for s in color.keys() - gray.keys()))
+    _warn_list("gray images without a colour partner", sorted(str(gray[s]) for s in gray.keys() - color.keys()))
+    return ImageSet(color=[str(color[s]) for s in stems], gray=[str(gray[s]) for s in stems])
+
+
+def _natural_key(stem: Path):
+    """'10' after '9': file names compared with their digit runs as numbers."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(stem)) if t]
+
+
+def split_images(images: ImageSet, val_split: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Deterministic (seeded) train/validation split for data without a split of its own."""
+    n = len(images)
+    n_val = int(round(n * val_split))
+    if val_split > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+
+    return subset(images, train_idx), subset(images, val_idx)
+
+
+def _cifar10_download(classes: list[str]) -> DataSource:
+    import keras
+    unknown = [c for c in classes if c not in CIFAR10_CLASSES]
+    if unknown:
+        raise ColorganError(f"--classes: {', '.join(unknown)} not a CIFAR-10 class ({', '.join(CIFAR10_CLASSES)})")
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as e:  # offline, proxy, truncated download: all end the same way for the user
+        raise ColorganError(f"--data cifar10: no local folder 'cifar10' (looked in ./ and data/) and the download "
+                            f"failed ({type(e).__name__}); pass a folder with train/ and test/ class subfolders")
+    keep = [CIFAR10_CLASSES.index(c) for c in classes] if classes else list(range(10))
+    pick = lambda x, y: x[np.isin(y.reshape(-1), keep)]
+    return DataSource("cifar10" + ("-" + "-".join(classes) if classes else ""), "CIFAR-10 (keras.datasets)",
+                      ImageSet(array=pick(x_train, y_train)), ImageSet(array=pick(x_test, y_test)), 32)
+
+
+def find_source(cfg: Config) -> DataSource:
+    """Work out what --data is and list its images, split into train and validation."""
+    path = resolve_data_path(cfg.data)
+    if path is None:
+        if cfg.data.strip().lower() == "cifar10":
+            return _cifar10_download(cfg.classes)
+        raise ColorganError(f"--data {cfg.data}: no such file or folder (also looked under data/)")
+    if not path.is_dir():
+        raise ColorganError(f"--data {path}: not a folder")
+    name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(cfg.classes) if cfg.classes else "")
+
+    has = {d: (path / d).is_dir() for d in ("color", "gray", "train", "test", "val")}
+    if has["color"] and has["gray"]:
+        if cfg.classes:
+            raise ColorganError(f"--classes: {path} is a paired color/ + gray/ folder, it has no classes")
+        train, val = split_images(paired_images(path), cfg.val_split, cfg.seed)
+        kind = "paired color/ + gray/ folder"
+    elif has["gray"]:
+        raise ColorganError(f"--data {path}: has gray/ but no color/ folder to pair it with")
+    elif has["train"] and (has["test"] or has["val"]):
+        val_dir = path / ("test" if has["test"] else "val")
+        train, val = colour_images(path / "train", cfg.classes), colour_images(val_dir, cfg.classes)
+        kind = f"colour folder with train/ and {val_dir.name}/"
+    else:
+        folder = path / "color" if has["color"] else path
+        train, val = split_images(colour_images(folder, cfg.classes), cfg.val_split, cfg.seed)
+        kind = "colour folder (gray derived)"
+    if len(train) == 0:
+        raise ColorganError(f"--data {path}: no usable training images ({', '.join(IMAGE_EXTENSIONS)})")
+    default_size = 32 if _is_tiny(train) else 256
+    return DataSource(name, f"{path} ({kind})", train, val, default_size)
+
+
+def _is_tiny(images: ImageSet) -> bool:
+    """CIFAR-10-sized data (32x32) trains at 32 px by default; anything else at 256 px."""
+    if images.array is not None:
+        return images.array.shape[1] <= 32
+    data = tf.io.read_file(images.color[0])
+    shape = tf.image.extract_jpeg_shape(data) if images.color[0].lower().endswith((".jpg", ".jpeg")) else \
+        tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))
+    return int(max(shape[0], shape[1])) <= 32
+
+
+# ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
+def decode_rgb(path):
+    """File path -> uint8 [H, W, 3] (gray files are replicated, alpha dropped, 16-bit reduced)."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def stack_with_gray(rgb, gray=None):
+    """uint8 RGB [H, W, 3] (+ optional uint8 gray [H, W, 3 or 1]) -> uint8 [H, W, 4] = RGB + gray."""
+    if gray is None:
+        gray = rgb
+    gray = tf.cast(gray, tf.float32)
+    if gray.shape[-1] == 3:
+        gray = rgb_to_gray(gray)
+    gray = tf.cast(tf.round(tf.clip_by_value(gray, 0.0, 255.0)), tf.uint8)
+    return tf.concat([rgb, gray], axis=-1)
+
+
+def load_example(color_path, gray_path=None):
+    """Paths -> uint8 [H, W, 4]; the gray file is resized to the colour image's size if they differ."""
+    rgb = decode_rgb(color_path)
+    if gray_path is None:
+        return stack_with_gray(rgb)
+    gray = decode_rgb(gray_path)
+    gray = tf.cast(tf.image.resize(gray, tf.shape(rgb)[:2], antialias=True), tf.uint8)
+    return stack_with_gray(rgb, gray)
+
+
+def resize_example(example, size: int):
+    """uint8 [H, W, C] -> uint8 [size, size, C] (antialiased, so downscaling does not alias)."""
+    resized = tf.image.resize(tf.cast(example, tf.float32), (size, size), antialias=True)
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
+def random_jitter(example, size: int, seed):
+    """pix2pix jitter on [size, size, C]: resize up ~12%, random crop back to size, random mirror.
+
+    Stateless ops with a per-example seed ([2] ints): the same seed gives the same crop and mirror,
+    however many threads the pipeline maps with.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    big = int(round(size * JITTER_SCALE))
+    example = tf.image.resize(tf.cast(example, tf.float32), (big, big), method="nearest")
+    example = tf.image.stateless_random_crop(example, (size, size, example.shape[-1]), seed=crop_seed)
+    example = tf.image.stateless_random_flip_left_right(example, seed=flip_seed)
+    return tf.cast(example, tf.uint8)
+
+
+def example_to_model_io(example, color_space: str):
+    """uint8 [..., 4] (RGB + gray) -> (model input [..., 1], target [..., 2 or 3]), both in [-1, 1]."""
+    x = tf.cast(example, tf.float32) / 255.0
+    return to_model_io(x[..., :3], x[..., 3:], color_space)
+
+
+# ---- pipelines --------------------------------------------------------------------------------
+def example_dataset(images: ImageSet, size: int) -> tf.data.Dataset:
+    """Decoded, resized uint8 [size, size, 4] examples; files that fail to decode are skipped."""
+    autotune = tf.data.AUTOTUNE
+    if images.array is not None:
+        ds = tf.data.Dataset.from_tensor_slices(images.array).map(stack_with_gray, num_parallel_calls=autotune)
+    elif images.gray is None:
+        ds = tf.data.Dataset.from_tensor_slices(images.color).map(load_example, num_parallel_calls=autotune)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images.color, images.gray)).map(
+            load_example, num_parallel_calls=autotune)
+    ds = ds.map(lambda x: resize_example(x, size), num_parallel_calls=autotune)
+    return ds.ignore_errors(log_warning=True)
+
+
+def _maybe_cache(ds: tf.data.Dataset, n: int, size: int) -> tf.data.Dataset:
+    return ds.cache() if n * size * size * 4 <= CACHE_LIMIT_BYTES else ds
+
+
+def steps_per_pass(n: int, batch_size: int) -> int:
+    """Batches in one pass over n training images (the ragged last batch is dropped if n >= batch)."""
+    return max(1, n // batch_size)
+
+
+def train_dataset(images: ImageSet, cfg: Config, seed: int | None = None) -> tf.data.Dataset:
+    """Endless shuffled, jittered batches; one pass is `steps_per_pass(len(images), batch)` steps.
+
+    Repeating with a step count keeps the epoch length exact: Keras runs one step too many on a
+    dataset of unknown length (and files that fail to decode make the length unknown).
+    """
+    size, n = cfg.image_size, len(images)
+    seed = cfg.seed if seed is None else seed
+    ds = _maybe_cache(example_dataset(images, size), n, size)
+    ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if cfg.jitter:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one [2] seed per example
+        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda x, s: random_jitter(x, size, s),
+                                                  num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(cfg.batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x: example_to_model_io(x, cfg.color_space), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: ImageSet, cfg: Config, limit: int = 0) -> tf.data.Dataset:
+    """Validation/evaluation batches in a fixed order, no jitter, one pass."""
+    ds = example_dataset(images, cfg.image_size)
+    if limit:
+        ds = ds.take(limit)
+    ds = _maybe_cache(ds, len(images), cfg.image_size)
+    ds = ds.batch(cfg.batch_size).map(lambda x: example_to_model_io(x, cfg.color_space),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_steps(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+def subset(images: ImageSet, indices) -> ImageSet:
+    indices = [int(i) for i in indices]
+    if images.array is not None:
+        return ImageSet(array=images.array[indices])
+    return ImageSet(color=[images.color[i] for i in indices],
+                    gray=None if images.gray is None else [images.gray[i] for i in indices])
+
+
+def sample_batch(source: DataSource, cfg: Config, count: int):
+    """`count` validation images spread evenly over the split (training images if there is none)."""
+    images = source.val if len(source.val) else source.train
+    images = subset(images, np.unique(np.linspace(0, len(images) - 1, count).round().astype(int)))
+    ds = example_dataset(images, cfg.image_size).batch(count)
+    return next(iter(ds.map(lambda x: example_to_model_io(x, cfg.color_space))))

@@ -1,0 +1,92 @@
+"""pix2pix networks as Keras functional models: a U-Net generator and a PatchGAN discriminator.
+
+Both are fully convolutional (inputs [None, None, C]): a generator built for 32 px runs on any
+image whose sides are multiples of 2**depth. The architecture follows the pix2pix paper and the
+TensorFlow tutorial (bias-free convolutions before BatchNorm, N(0, 0.02) initialisation), the same
+network as ../shared/bench/peer_torch.py so that speed comparisons are like for like.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .config import unet_depth
+
+MAX_FILTERS_MULT = 8  # channels grow 64, 128, 256, 512 and stay at 512
+# PyTorch's default (momentum 0.1 there): Keras' 0.99 leaves the inference statistics near their
+# initial values for the first few hundred steps, so early validation losses would mean nothing.
+BN_MOMENTUM = 0.9
+
+
+def _init():
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def level_filters(depth: int, base_filters: int = 64) -> list[int]:
+    """Channels of each U-Net level: 64, 128, 256, 512, 512, ... for base_filters=64."""
+    return [base_filters * min(2 ** i, MAX_FILTERS_MULT) for i in range(depth)]
+
+
+def downsample(filters: int, apply_norm: bool = True, name: str | None = None) -> keras.Sequential:
+    """Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
+    block = [layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init(), use_bias=False)]
+    if apply_norm:
+        block.append(layers.BatchNormalization(momentum=BN_MOMENTUM))
+    block.append(layers.LeakyReLU(0.2))
+    return keras.Sequential(block, name=name)
+
+
+def upsample(filters: int, apply_dropout: bool = False, name: str | None = None) -> keras.Sequential:
+    """ConvTranspose 4x4 stride 2 -> BatchNorm -> Dropout(0.5)? -> ReLU: doubles height and width."""
+    block = [layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
+                                    use_bias=False),
+             layers.BatchNormalization(momentum=BN_MOMENTUM)]
+    if apply_dropout:
+        block.append(layers.Dropout(0.5))
+    block.append(layers.ReLU())
+    return keras.Sequential(block, name=name)
+
+
+def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2,
+              base_filters: int = 64) -> keras.Model:
+    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output."""
+    depth = unet_depth(image_size)
+    filters = level_filters(depth, base_filters)
+    inputs = keras.Input(shape=(None, None, in_channels), name="gray")  # [B, S, S, 1]
+
+    x, skips = inputs, []
+    for i, f in enumerate(filters):
+        x = downsample(f, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
+        skips.append(x)
+
+    for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
+        x = upsample(f, apply_dropout=i < 3, name=f"up{i + 1}")(x)  # doubles the size, f channels
+        x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])  # 2f channels
+
+    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
+                               name="to_color")(x)  # [B, S, S, out_channels]
+    # float32 output under mixed precision: the losses and colour conversion want full precision.
+    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return keras.Model(inputs, outputs, name="unet_generator")
+
+
+def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: int = 2,
+                  base_filters: int = 64) -> keras.Model:
+    """PatchGAN conditioned on the gray input: one real/fake logit per (overlapping) patch.
+
+    3 stride-2 levels from 64 px up (70x70 receptive field), 2 below so small images keep patches.
+    """
+    gray = keras.Input(shape=(None, None, in_channels), name="gray")
+    color = keras.Input(shape=(None, None, target_channels), name="color")
+    x = layers.Concatenate(name="condition")([gray, color])  # [B, S, S, in + target]
+
+    n_down = 3 if image_size >= 64 else 2
+    for i in range(n_down):
+        x = downsample(base_filters * 2 ** i, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), ..]
+    x = layers.Conv2D(base_filters * 8, 4, strides=1, padding="same", kernel_initializer=_init(),
+                      use_bias=False, name="conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="norm")(x)
+    x = layers.LeakyReLU(0.2, name="lrelu")(x)
+    logits = layers.Conv2D(1, 4, strides=1, padding="same", kernel_initializer=_init(),
+                           name="logits", dtype="float32")(x)  # [B, S/2^n_down, S/2^n_down, 1]
+    return keras.Model([gray, color], logits, name="patchgan_discriminator")

@@ -1,0 +1,180 @@
+import logging
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colorgan import data
+from colorgan.color import rgb_to_gray
+from colorgan.errors import ColorganError
+from conftest import SAMPLE, copy_images, sample_images, tiny_config
+
+
+def make_paired(root, n=6, unpaired_color=(), unpaired_gray=()):
+    """color/N.jpg from real images and gray/N.png derived with OpenCV (1 channel), as in Kaggle's set."""
+    (root / "color").mkdir(parents=True)
+    (root / "gray").mkdir()
+    for i, f in enumerate(sample_images(n)):
+        img = cv2.imread(str(f))
+        cv2.imwrite(str(root / "color" / f"{i}.jpg"), img)
+        cv2.imwrite(str(root / "gray" / f"{i}.png"), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    for name in unpaired_color:
+        shutil.copy(sample_images(1)[0], root / "color" / name)
+    for name in unpaired_gray:
+        cv2.imwrite(str(root / "gray" / name), np.zeros((32, 32), np.uint8))
+    return root
+
+
+def test_pairing_by_stem_warns_about_unpaired(tmp_path, caplog):
+    root = make_paired(tmp_path / "set", 6, unpaired_color=["lonely.jpg"], unpaired_gray=["ghost.png"])
+    with caplog.at_level(logging.WARNING, logger="colorgan"):
+        images = data.paired_images(root)
+    assert len(images) == 6
+    assert [p.split("/")[-1] for p in images.color] == [f"{i}.jpg" for i in range(6)]
+    assert all(c.split("/")[-1][:-4] == g.split("/")[-1][:-4] for c, g in zip(images.color, images.gray))
+    assert "1 colour images without a gray partner" in caplog.text and "lonely.jpg" in caplog.text
+    assert "1 gray images without a colour partner" in caplog.text and "ghost.png" in caplog.text
+
+
+def test_paired_names_sort_naturally(tmp_path):
+    root = tmp_path / "set"
+    for sub in ("color", "gray"):
+        copy_images(sample_images(1) * 0, root / sub)
+    for stem in ("10", "9", "100"):
+        for sub in ("color", "gray"):
+            shutil.copy(sample_images(1)[0], root / sub / f"{stem}.jpg")
+    assert [p.split("/")[-1] for p in data.paired_images(root).color] == ["9.jpg", "10.jpg", "100.jpg"]
+
+
+def test_missing_folders(tmp_path):
+    root = make_paired(tmp_path / "set", 4)
+    shutil.rmtree(root / "color")
+    with pytest.raises(ColorganError, match="gray/ but no color/"):
+        data.find_source(tiny_config(data=str(root)))
+    with pytest.raises(ColorganError, match="no such file or folder"):
+        data.find_source(tiny_config(data=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ColorganError, match="no usable training images"):
+        data.find_source(tiny_config(data=str(tmp_path / "empty")))
+
+
+def test_color_folder_without_gray_is_used_with_gray_derived(tmp_path):
+    root = make_paired(tmp_path / "set", 10)
+    shutil.rmtree(root / "gray")
+    source = data.find_source(tiny_config(data=str(root), val_split=0.2))
+    assert source.train.gray is None and len(source.train) == 8 and len(source.val) == 2
+
+
+def test_paired_source_split_is_deterministic_and_disjoint(tmp_path):
+    root = make_paired(tmp_path / "set", 20)
+    a = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=3))
+    b = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=3))
+    c = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=4))
+    assert a.train.color == b.train.color and a.val.color == b.val.color
+    assert len(a.val) == 5 and not set(a.val.color) & set(a.train.color)
+    assert set(a.val.color) != set(c.val.color)
+    assert a.default_image_size == 32  # CIFAR-sized images
+
+
+def test_split_folder_and_classes():
+    source = data.find_source(tiny_config(data=str(SAMPLE), classes=["horse", "deer"]))
+    assert len(source.train) == 80 and len(source.val) == 20
+    assert all("/horse/" in p or "/deer/" in p for p in source.train.color + source.val.color)
+    with pytest.raises(ColorganError, match="zebra not in"):
+        data.find_source(tiny_config(data=str(SAMPLE), classes=["zebra"]))
+
+
+def test_relative_name_is_found_under_data(tmp_path, monkeypatch):
+    make_paired(tmp_path / "data" / "landscape Images", 4)
+    monkeypatch.chdir(tmp_path)
+    source = data.find_source(tiny_config(data="landscape Images"))
+    assert "paired" in source.description and len(source.train) + len(source.val) == 4
+
+
+def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
+    folder = copy_images(sample_images(5), tmp_path / "imgs")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image")
+    truncated = (folder / "0000.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
+    with caplog.at_level(logging.WARNING, logger="colorgan"):
+        files = data.list_images(folder)
+    assert "empty.jpg" in caplog.text and "notes.jpg" in caplog.text
+    assert len(files) == 6  # the truncated JPEG has a valid header: the pipeline drops it
+    decoded = list(data.example_dataset(data.ImageSet(color=[str(f) for f in files]), 32))
+    assert len(decoded) == 5
+
+
+def test_cifar10_download_path(monkeypatch, tmp_path):
+    import keras
+    monkeypatch.chdir(tmp_path)  # no local 'cifar10' folder here
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(20).reshape(-1, 1) % 10
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x, y), (x[:10], y[:10])))
+    source = data.find_source(tiny_config(data="cifar10", classes=["horse"]))
+    assert len(source.train) == 2 and len(source.val) == 1 and source.default_image_size == 32
+
+    def offline():
+        raise OSError("no network")
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(ColorganError, match="download failed"):
+        data.find_source(tiny_config(data="cifar10"))
+
+
+# ---- data ops: eagerly and inside tf.data.map (big_vision style) ------------------------------
+def _through_map(fn, *args):
+    ds = tf.data.Dataset.from_tensors(args).map(fn)
+    return next(iter(ds))
+
+
+@pytest.mark.parametrize("inside_map", [False, True])
+def test_load_and_resize_ops(inside_map, tmp_path):
+    root = make_paired(tmp_path / "set", 1)
+    color_path, gray_path = str(root / "color" / "0.jpg"), str(root / "gray" / "0.png")
+    run = (lambda fn, *a: _through_map(fn, *a)) if inside_map else (lambda fn, *a: fn(*a))
+    example = run(data.load_example, color_path, gray_path)
+    assert example.dtype == tf.uint8 and example.shape == (32, 32, 4)
+    expected_gray = cv2.imread(gray_path, cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(example[..., 3].numpy(), expected_gray)
+    derived = run(data.load_example, color_path)
+    want = np.round(rgb_to_gray(tf.cast(derived[..., :3], tf.float32)).numpy()[..., 0])
+    np.testing.assert_array_equal(derived[..., 3].numpy(), want.astype(np.uint8))
+    big = run(lambda x: data.resize_example(x, 64), example)
+    assert big.shape == (64, 64, 4) and big.dtype == tf.uint8
+    x, y = run(lambda e: data.example_to_model_io(e, "lab"), big)
+    assert x.shape == (64, 64, 1) and y.shape == (64, 64, 2)
+
+
+@pytest.mark.parametrize("inside_map", [False, True])
+def test_jitter_moves_input_and_target_together(inside_map):
+    # Gray derived from colour: after the jitter every pixel's gray must still be its colour's gray.
+    example = data.load_example(str(sample_images(1)[0]))
+    seed = tf.constant([3, 4], tf.int64)
+    jitter = (lambda s: _through_map(lambda e, s: data.random_jitter(e, 32, s), example, s)) if inside_map \
+        else (lambda s: data.random_jitter(example, 32, s))
+    jittered = jitter(seed)
+    assert jittered.shape == (32, 32, 4)
+    assert not np.array_equal(jittered.numpy(), example.numpy())
+    want = np.round(rgb_to_gray(tf.cast(jittered[..., :3], tf.float32)).numpy()[..., 0])
+    np.testing.assert_array_equal(jittered[..., 3].numpy(), want.astype(np.uint8))
+    np.testing.assert_array_equal(jitter(seed).numpy(), jittered.numpy())  # same seed, same jitter
+    others = [jitter(tf.constant([s, 0], tf.int64)).numpy() for s in range(5)]
+    assert any(not np.array_equal(o, jittered.numpy()) for o in others)
+
+
+def test_train_and_eval_pipelines():
+    cfg = tiny_config(classes=["horse"], batch_size=16).resolved(32)
+    source = data.find_source(cfg)
+    assert data.steps_per_pass(len(source.train), 16) == 2 and data.eval_steps(len(source.val), 16) == 1
+    x, y = next(iter(data.train_dataset(source.train, cfg)))
+    assert x.shape == (16, 32, 32, 1) and y.shape == (16, 32, 32, 2) and x.dtype == tf.float32
+    assert float(tf.reduce_max(tf.abs(x))) <= 1.0 and float(tf.reduce_max(tf.abs(y))) <= 1.0
+    batches = list(data.eval_dataset(source.val, cfg))
+    assert sum(b[0].shape[0] for b in batches) == len(source.val) == 10
+    first = [b[0].numpy() for b in data.eval_dataset(source.val, cfg)]
+    np.testing.assert_array_equal(first[0], batches[0][0].numpy())  # fixed order, no jitter
+    rgb_cfg = tiny_config(classes=["horse"], color_space="rgb").resolved(32)
+    assert next(iter(data.train_dataset(source.train, rgb_cfg)))[1].shape[-1] == 3
