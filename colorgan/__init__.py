@@ -10,8 +10,8 @@ import importlib
 
 _EXPORTS = {
     "Config": "config", "ColorganError": "errors",
-    "Generator": "models", "Discriminator": "models",
-    "Pix2Pix": "training", "build_models": "training", "build_pix2pix": "training",
+    "Generator": "models", "Discriminator": "models", "Autoencoder": "models",
+    "Pix2Pix": "training", "build_models": "training", "build_trainer": "training",
     "load_generator": "training", "resume": "training", "train": "training",
 }
 __all__ = sorted(_EXPORTS)

@@ -20,7 +20,8 @@ from .errors import ColorganError
 DEFAULT_DATA = "data/cifar10-mini"
 COLOR_SPACES = ("lab", "rgb")
 PRECISIONS = ("auto", "fp32", "bf16")
-MODELS = ("pix2pix",)
+MODELS = ("pix2pix", "unet-l1", "autoencoder")
+LOSSES = ("l1", "mse")
 
 
 def _opt(default, help, choices=None):
@@ -39,7 +40,10 @@ class Config:
     val_split: float = _opt(0.1, "validation fraction for data without its own test split")
     jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
     # model
-    model: str = _opt("pix2pix", "what to train", MODELS)
+    model: str = _opt("pix2pix", "pix2pix: U-Net + PatchGAN (BCE + lambda L1); unet-l1: the same U-Net trained with "
+                                 "--loss alone; autoencoder: a 4-level conv encoder-decoder trained with --loss", MODELS)
+    skip_connections: bool = _opt(False, "autoencoder only: U-Net-style skip connections")
+    loss: str = _opt("l1", "reconstruction loss of the non-adversarial models (unet-l1, autoencoder)", LOSSES)
     base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)")
     # optimisation
     batch_size: int = _opt(0, "images per step (0: 64 up to 64 px, 16 at 128 px, 4 above)")
@@ -100,6 +104,10 @@ class Config:
             bad("beta1", f"{self.beta1} is not in [0, 1)")
         if not (self.lambda_l1 >= 0 and math.isfinite(self.lambda_l1)):
             bad("lambda_l1", f"{self.lambda_l1} is not a number >= 0")
+        if self.skip_connections and self.model != "autoencoder":
+            bad("skip_connections", f"only applies to --model autoencoder (the {self.model} U-Net always has them)")
+        if self.loss != "l1" and self.model == "pix2pix":
+            bad("loss", "pix2pix trains with BCE + lambda * L1; --loss applies to unet-l1 and autoencoder")
         if self.run_name and (os.sep in self.run_name or self.run_name in (".", "..")):
             bad("run_name", f"{self.run_name!r} must be a plain name, not a path")
 

@@ -90,3 +90,28 @@ def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: 
     logits = layers.Conv2D(1, 4, strides=1, padding="same", kernel_initializer=_init(),
                            name="logits", dtype="float32")(x)  # [B, S/2^n_down, S/2^n_down, 1]
     return keras.Model([gray, color], logits, name="patchgan_discriminator")
+
+
+def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int = 2, base_filters: int = 64,
+                skip_connections: bool = False, depth: int = 4) -> keras.Model:
+    """The baseline: a convolutional encoder-decoder, `depth` stride-2 levels (no dropout), tanh output.
+
+    Without skip connections every detail must pass through the bottleneck (image_size / 2**depth);
+    with them it is a shallow U-Net, which isolates what the skips alone buy.
+    """
+    depth = min(depth, unet_depth(image_size))
+    filters = level_filters(depth, base_filters)
+    inputs = keras.Input(shape=(None, None, in_channels), name="gray")
+    x, skips = inputs, []
+    for i, f in enumerate(filters):
+        x = downsample(f, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
+        skips.append(x)
+    for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
+        x = upsample(f, apply_dropout=False, name=f"up{i + 1}")(x)  # doubles the size, f channels
+        if skip_connections:
+            x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
+    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
+                               name="to_color")(x)  # [B, S, S, out_channels]
+    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    name = "autoencoder_skip" if skip_connections else "autoencoder"
+    return keras.Model(inputs, outputs, name=name)

@@ -29,7 +29,7 @@ from .data import DataSource, eval_dataset, eval_steps, find_source, sample_batc
 from .errors import ColorganError
 from .io_utils import atomic_save
 from .losses import discriminator_loss, generator_loss, l1_loss
-from .models import Discriminator, Generator
+from .models import Autoencoder, Discriminator, Generator
 from .viz import save_image_grid
 
 log = logging.getLogger("colorgan")
@@ -91,40 +91,98 @@ class Pix2Pix(keras.Model):
         return self._report(self.losses_for(gray, target, training=False))
 
 
-def build_models(cfg: Config) -> tuple[keras.Model, keras.Model]:
-    """Generator and discriminator for a resolved config, under its precision policy."""
+class Regressor(keras.Model):
+    """A generator trained alone with a pixel loss (the autoencoder and U-Net L1 baselines)."""
+
+    def __init__(self, generator: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = None
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("g_total", "g_l1")}
+
+    def compile(self, g_optimizer, loss: str = "l1", **kwargs):
+        kwargs.setdefault("jit_compile", False)
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.pixel_loss = loss
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, gray, training=False):
+        return self.generator(gray, training=training)
+
+    def losses_for(self, gray, target, training):
+        fake = self.generator(gray, training=training)
+        l1 = l1_loss(target, fake)
+        if self.pixel_loss == "mse":
+            total = keras.ops.mean(keras.ops.square(keras.ops.cast(target, "float32") - fake))
+        else:
+            total = l1
+        return {"g_total": total, "g_l1": l1}
+
+    def train_step(self, data):
+        gray, target = data
+        with tf.GradientTape() as tape:
+            losses = self.losses_for(gray, target, training=True)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(losses["g_total"], g_vars), g_vars))
+        return self._report(losses)
+
+    def test_step(self, data):
+        gray, target = data
+        return self._report(self.losses_for(gray, target, training=False))
+
+    def _report(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
+def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
+    """Generator (and discriminator, for pix2pix) of a resolved config, under its precision policy."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[cfg.precision])
     try:
         out = target_channels(cfg.color_space)
-        generator = Generator(cfg.image_size, 1, out, cfg.base_filters)
-        discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters)
+        if cfg.model == "autoencoder":
+            generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections)
+        else:
+            generator = Generator(cfg.image_size, 1, out, cfg.base_filters)
+        discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters) if cfg.model == "pix2pix" else None
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return generator, discriminator
 
 
-def build_pix2pix(cfg: Config) -> Pix2Pix:
+def build_trainer(cfg: Config) -> Pix2Pix | Regressor:
+    """The compiled training model for cfg.model, optimizer slots built (so restores are complete)."""
     generator, discriminator = build_models(cfg)
-    model = Pix2Pix(generator, discriminator)
-    model.compile(g_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1),
-                  d_optimizer=keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1),
-                  lambda_l1=cfg.lambda_l1)
-    # Optimizer slots exist before any restore, so a checkpoint restores them in full.
+    adam = lambda: keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1)  # noqa: E731
+    if discriminator is None:
+        model = Regressor(generator)
+        model.compile(g_optimizer=adam(), loss=cfg.loss)
+    else:
+        model = Pix2Pix(generator, discriminator)
+        model.compile(g_optimizer=adam(), d_optimizer=adam(), lambda_l1=cfg.lambda_l1)
+        model.d_optimizer.build(discriminator.trainable_variables)
     model.g_optimizer.build(generator.trainable_variables)
-    model.d_optimizer.build(discriminator.trainable_variables)
     return model
+
+
 
 
 # ---- run directory --------------------------------------------------------------------------
 class TrainingState:
-    """Both models, both optimizers and the number of completed epochs, in one tf.train.Checkpoint."""
+    """The models, their optimizers and the number of completed epochs, in one tf.train.Checkpoint."""
 
-    def __init__(self, model: Pix2Pix, directory: str | os.PathLike):
+    def __init__(self, model: Pix2Pix | Regressor, directory: str | os.PathLike):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
-                                              g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer,
-                                              epoch=self.epoch)
+        parts = dict(generator=model.generator, g_optimizer=model.g_optimizer, epoch=self.epoch)
+        if model.discriminator is not None:
+            parts.update(discriminator=model.discriminator, d_optimizer=model.d_optimizer)
+        self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
 
     def restore(self) -> int:
@@ -264,7 +322,7 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) ->
         log.warning("only %d training images for batch size %d", len(source.train), cfg.batch_size)
 
     keras.utils.set_random_seed(cfg.seed)
-    model = build_pix2pix(cfg)
+    model = build_trainer(cfg)
     state = TrainingState(model, run_dir / "state")
     initial_epoch = state.restore()
     truncate_history(run_dir / "history.csv", initial_epoch)
@@ -317,5 +375,5 @@ def ab_zero_l1(dataset: tf.data.Dataset, color_space: str = "lab") -> float:
     return total / max(count, 1)
 
 
-__all__ = ["Pix2Pix", "TrainingState", "build_models", "build_pix2pix", "train", "resume", "load_generator",
+__all__ = ["Pix2Pix", "Regressor", "TrainingState", "build_models", "build_trainer", "train", "resume", "load_generator",
            "ab_zero_l1", "read_history", "HISTORY_COLUMNS"]

@@ -17,7 +17,7 @@ from conftest import ROOT, SAMPLE, copy_images, tiny_config
 
 def test_one_train_step_changes_weights_and_gives_finite_losses():
     cfg = tiny_config()
-    model = training.build_pix2pix(cfg)
+    model = training.build_trainer(cfg)
     x = tf.random.uniform((4, 32, 32, 1), -1, 1)
     y = tf.random.uniform((4, 32, 32, 2), -1, 1)
     g_before = [w.numpy().copy() for w in model.generator.trainable_weights]
@@ -32,7 +32,7 @@ def test_one_train_step_changes_weights_and_gives_finite_losses():
 
 
 def test_bf16_keeps_float32_variables_and_outputs():
-    model = training.build_pix2pix(tiny_config(precision="bf16"))
+    model = training.build_trainer(tiny_config(precision="bf16"))
     assert all(w.dtype == "float32" for w in model.generator.weights)
     out = model.generator(tf.zeros((1, 32, 32, 1)))
     assert out.dtype == tf.float32
@@ -45,7 +45,7 @@ def test_seed_repeats_initialisation_and_data_order():
     runs = []
     for _ in range(2):
         keras.utils.set_random_seed(cfg.seed)
-        model = training.build_pix2pix(cfg)
+        model = training.build_trainer(cfg)
         batch = next(iter(train_dataset(source.train, cfg)))
         runs.append((model.generator.weights[0].numpy(), batch[0].numpy()))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -84,7 +84,7 @@ def test_two_epochs_write_every_artefact_then_resume_continues_at_epoch_three(tm
     assert {k: v for k, v in saved3.items() if k != "epochs"} == {k: v for k, v in saved.items() if k != "epochs"}
     assert (run / "samples" / "epoch_003.png").exists()
     # The optimizer state came back: its step count went on from 2 epochs' worth.
-    model = training.build_pix2pix(Config(**saved3))
+    model = training.build_trainer(Config(**saved3))
     state = training.TrainingState(model, run / "state")
     assert state.restore() == 3
     assert int(model.g_optimizer.iterations) == 3 * steps_per_epoch

@@ -1,0 +1,124 @@
+"""Hyperparameter grid search: train every combination as its own run, evaluate each, rank them.
+
+    python -m colorgan.sweep --grid "lr=1e-4,2e-4 lambda_l1=10,100" --epochs 5 --data /path/to/cifar10 --classes horse
+
+Runs are named <prefix>-<key>=<value>-..., so an interrupted sweep is continued by running the same
+command again: finished runs are kept, unfinished ones resumed. The ranked table goes to
+reports/<prefix>/ranking.md and .csv.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import time
+from pathlib import Path
+
+from .config import Config, OneLineErrorParser, add_config_arguments, config_from_overrides, overrides_from_args
+from .errors import ColorganError
+
+log = logging.getLogger("colorgan")
+RANK_METRICS = ("psnr", "ssim", "auc", "accuracy", "frechet", "colourfulness_gap")
+
+
+def parse_grid(text: str) -> list[dict]:
+    """'lr=1e-4,2e-4 lambda_l1=10,100' -> the 4 combinations as dicts of typed Config values."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    axes = []
+    for item in text.split():
+        key, sep, values = item.partition("=")
+        key = key.replace("-", "_")
+        if not sep or not values:
+            raise ColorganError(f"--grid: {item!r} is not key=value[,value...]")
+        if key not in fields:
+            raise ColorganError(f"--grid: unknown config key {key!r}")
+        kind = {"int": int, "float": float, "bool": _bool}.get(str(fields[key].type), str)
+        try:
+            axes.append([(key, kind(v)) for v in values.split(",")])
+        except ValueError as e:
+            raise ColorganError(f"--grid: {item!r}: {e}") from None
+    if not axes:
+        raise ColorganError("--grid is empty")
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean")
+
+
+def run_name(prefix: str, combo: dict) -> str:
+    return prefix + "-" + "-".join(f"{k}={v}" for k, v in combo.items())
+
+
+def rank_value(row: dict, metric: str, truth_colourfulness: float) -> float:
+    """Higher is better for every ranking metric (distances are negated)."""
+    if metric == "frechet":
+        return -row.get("frechet", float("inf"))
+    if metric == "colourfulness_gap":
+        return -abs(row["colourfulness"] - truth_colourfulness)
+    return row.get(metric, float("-inf"))
+
+
+def main(argv=None) -> int:
+    parser = OneLineErrorParser(prog="python -m colorgan.sweep",
+                                description="Train every combination of --grid as its own run, evaluate each "
+                                            "and write a ranked table. Other flags are train.py's.")
+    parser.add_argument("--grid", required=True, help="space-separated key=v1,v2 (config keys, e.g. lr, lambda_l1)")
+    parser.add_argument("--prefix", default="", help="run name prefix (default: sweep-<date>-<time>)")
+    parser.add_argument("--rank-by", default="psnr", choices=RANK_METRICS, help="default: %(default)s")
+    parser.add_argument("--eval-limit", type=int, default=0, help="evaluate on at most N images (default: all)")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    from .cli import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    from .evaluation import (GRAY, TRUTH, evaluate_run, load_classifier_if_any, load_run, markdown_table,
+                             metric_table, print_table, write_csv)
+    from .io_utils import atomic_write_text
+    from .training import resume, train
+
+    combos = parse_grid(args.grid)
+    base = overrides_from_args(args)
+    clash = sorted(set(base) & set(combos[0]))
+    if clash:
+        raise ColorganError(f"--grid and a flag both set {', '.join(clash)}")
+    prefix = args.prefix or time.strftime("sweep-%Y%m%d-%H%M%S")
+    configs = [config_from_overrides({**base, **combo, "run_name": run_name(prefix, combo)}) for combo in combos]
+    log.info("sweep %s: %d runs", prefix, len(configs))
+    classifier = load_classifier_if_any(None)
+    results = []
+    for i, cfg in enumerate(configs, 1):
+        run_dir = Path(cfg.checkpoint_dir) / cfg.run_name
+        log.info("[%d/%d] %s", i, len(configs), cfg.run_name)
+        if (run_dir / "config.json").exists():
+            resume(run_dir)
+        else:
+            train(cfg)
+        results.append(evaluate_run(load_run(run_dir), limit=args.eval_limit, classifier=classifier))
+
+    truth = results[0]["rows"][TRUTH].get("colourfulness", 0.0)
+    ranked = sorted(results, key=lambda r: rank_value(r["rows"][Path(r["run"]).name], args.rank_by, truth),
+                    reverse=True)
+    rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in ranked}
+    rows[GRAY], rows[TRUTH] = results[0]["rows"][GRAY], results[0]["rows"][TRUTH]
+    header, body = metric_table(rows)
+    out = Path("reports") / prefix
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "ranking.md", f"Ranked by {args.rank_by}; grid: `{args.grid}`\n\n"
+                      + markdown_table(header, body))
+    write_csv(out / "ranking.csv", header, body)
+    atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    print_table(header, body)
+    print(f"written: {out}/ranking.md, ranking.csv, metrics.json")
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_main, setup_logging
+    setup_logging()
+    run_main("python -m colorgan.sweep", main)

@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Evaluate trained colorizers: python evaluate.py --help"""
+import argparse
+from pathlib import Path
+
+from colorgan.cli import import_tensorflow_quietly, run_main, setup_logging
+from colorgan.config import OneLineErrorParser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = OneLineErrorParser(
+        prog="evaluate.py",
+        description="Score runs against the gray baseline (PSNR, SSIM, ab AuC, colourfulness, and with the "
+                    "CIFAR-10 classifier: top-1 accuracy and a Frechet distance in its features). Writes "
+                    "metrics.json, loss_curves.png and samples.png under --out.")
+    parser.add_argument("--run", nargs="+", metavar="RUN_DIR",
+                        help="run directories to evaluate (default: the newest run in --checkpoint-dir)")
+    parser.add_argument("--compare", nargs="+", metavar="RUN_DIR",
+                        help="compare runs on the same images: one table, one grid, overlaid loss curves, "
+                             "written to reports/compare/ (or --out)")
+    parser.add_argument("--data", help="evaluate on this data instead of the run's own (its test split, "
+                                       "else its seeded validation split)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate at most N images (default: all)")
+    parser.add_argument("--out", help="output folder (default: reports/<run-name>/, or reports/compare/)")
+    parser.add_argument("--classifier", help="classifier folder for the semantic metrics "
+                                             "(default: checkpoints/classifier-cifar10 if it exists)")
+    parser.add_argument("--checkpoint-dir", default="checkpoints", help="where runs are (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=8, help="images in the sample grids (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    import_tensorflow_quietly()
+    import dataclasses
+    import json
+
+    from colorgan.errors import ColorganError
+    from colorgan.evaluation import (GRAY, TRUTH, eval_images, evaluate_run, find_runs, load_classifier_if_any,
+                                     load_run, markdown_table, metric_table, print_table, save_compare_grid,
+                                     save_loss_curves, save_report, write_csv)
+    from colorgan.io_utils import atomic_write_text
+
+    if args.limit < 0 or args.samples < 1:
+        raise ColorganError("--limit must be 0 or more and --samples at least 1")
+    if args.run and args.compare:
+        raise ColorganError("give either --run or --compare")
+    run_dirs = args.compare or args.run
+    if not run_dirs:
+        found = find_runs(args.checkpoint_dir)
+        if not found:
+            raise ColorganError(f"no runs in {args.checkpoint_dir}/ (train one with python train.py, or give --run)")
+        run_dirs = [found[-1]]
+    runs = [load_run(d) for d in run_dirs]
+    classifier = load_classifier_if_any(args.classifier)
+
+    def images_for(run):
+        cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[])
+        return eval_images(cfg)
+
+    results = []
+    for run in runs:
+        images, description = images_for(run)
+        result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress)
+        result["data"] = description
+        results.append(result)
+        if not args.compare:
+            if args.out:
+                out = Path(args.out) if len(runs) == 1 else Path(args.out) / run.name
+            else:
+                out = Path("reports") / run.name
+            save_report(result, out, run, images, args.samples)
+            print(f"\n{run.name}: {result['images']} images of {description}, {run.config.image_size} px")
+            print_table(*metric_table(result["rows"]))
+            print(f"written: {out}/metrics.json, loss_curves.png, samples.png")
+
+    if args.compare:
+        out = Path(args.out or "reports/compare")
+        out.mkdir(parents=True, exist_ok=True)
+        rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in results}
+        rows[GRAY] = results[0]["rows"][GRAY]
+        rows[TRUTH] = results[0]["rows"][TRUTH]
+        header, body = metric_table(rows)
+        notes = "\n".join(f"- {n}" for n in results[0]["notes"])
+        atomic_write_text(out / "table.md", markdown_table(header, body) + "\n" + notes + "\n")
+        write_csv(out / "table.csv", header, body)
+        atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+        save_compare_grid(out / "samples.png", runs, images_for(runs[0])[0], args.samples)
+        save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
+        sizes = {r.config.image_size for r in runs}
+        if len(sizes) > 1:
+            print(f"note: the runs were trained at different sizes {sorted(sizes)}; each is scored at its own")
+        print(f"\n{results[0]['images']} images of {results[0]['data']}")
+        print_table(header, body)
+        print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main("evaluate.py", main)

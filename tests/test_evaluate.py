@@ -1,0 +1,156 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colorgan import evaluation, training
+from colorgan.classifier import FrozenClassifier, train_classifier
+from colorgan.config import Config
+from colorgan.models import Autoencoder
+from colorgan.sweep import parse_grid
+from colorgan.errors import ColorganError
+from conftest import ROOT, SAMPLE, tiny_config
+
+
+@pytest.mark.parametrize("skips", [False, True])
+def test_autoencoder_shapes_and_skips(skips):
+    model = Autoencoder(32, 1, 2, base_filters=4, skip_connections=skips)
+    assert model(np.zeros((2, 64, 96, 1), "float32")).shape == (2, 64, 96, 2)
+    has_concat = any(l.__class__.__name__ == "Concatenate" for l in model.layers)
+    assert has_concat == skips
+
+
+@pytest.mark.parametrize("overrides", [dict(model="autoencoder"), dict(model="autoencoder", skip_connections=True),
+                                       dict(model="unet-l1"), dict(model="unet-l1", loss="mse"),
+                                       dict(model="pix2pix")])
+def test_each_model_trains_one_step(overrides):
+    model = training.build_trainer(tiny_config(**overrides))
+    x = tf.random.uniform((4, 32, 32, 1), -1, 1)
+    y = tf.random.uniform((4, 32, 32, 2), -1, 1)
+    before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    logs = model.train_step((x, y))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.generator.trainable_weights))
+    assert (model.discriminator is None) == (overrides["model"] != "pix2pix")
+
+
+def test_model_flags_are_checked():
+    with pytest.raises(ColorganError, match="--skip-connections"):
+        tiny_config(model="unet-l1", skip_connections=True).validate()
+    with pytest.raises(ColorganError, match="--loss"):
+        tiny_config(model="pix2pix", loss="mse").validate()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    runs = []
+    for name, model in (("tiny-ae", "autoencoder"), ("tiny-gan", "pix2pix")):
+        cfg = tiny_config(model=model, classes=["horse", "deer"], epochs=2, checkpoint_dir=str(root),
+                          run_name=name, num_samples=2)
+        runs.append(training.train(cfg, verbose=0))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    return train_classifier(str(SAMPLE), tmp_path_factory.mktemp("clf") / "classifier", epochs=1, width=4,
+                            verbose=0)
+
+
+def run_evaluate(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--no-progress", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_end_to_end_writes_every_file(two_runs, tiny_classifier, tmp_path):
+    out = run_evaluate("--run", str(two_runs[1]), "--out", str(tmp_path / "rep"), "--classifier",
+                       str(tiny_classifier), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("metrics.json", "loss_curves.png", "samples.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0, name
+    result = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert result["images"] == 20  # the horse and deer test images of the embedded sample
+    model, gray, truth = result["rows"]["tiny-gan"], result["rows"]["gray baseline"], result["rows"]["true colour"]
+    assert gray["colourfulness"] == pytest.approx(0.0, abs=0.01)
+    assert truth["colourfulness"] > 5
+    assert 0 < model["auc"] <= 1 and 0 < gray["auc"] <= 1 and model["psnr"] > 5
+    assert truth["accuracy"] >= 0 and "frechet" in model and "frechet" in gray
+    assert any("Inception" in n for n in result["notes"])
+    assert "gray baseline" in out.stdout and "tiny-gan" in out.stdout
+
+
+def test_evaluate_defaults_to_the_newest_run(two_runs, tmp_path):
+    out = run_evaluate("--checkpoint-dir", str(two_runs[0].parent), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "reports" / two_runs[-1].name / "metrics.json").exists()
+    empty = run_evaluate("--checkpoint-dir", str(tmp_path / "none"), cwd=tmp_path)
+    assert empty.returncode == 2 and "no runs in" in empty.stderr
+
+
+def test_compare_two_runs(two_runs, tmp_path):
+    out = run_evaluate("--compare", *map(str, two_runs), "--limit", "12", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "reports" / "compare"
+    table = (folder / "table.md").read_text()
+    for name in ("tiny-ae", "tiny-gan", "gray baseline", "psnr", "auc"):
+        assert name in table
+    rows = (folder / "table.csv").read_text().splitlines()
+    assert rows[0].startswith("run,psnr") and len(rows) == 5
+    assert (folder / "samples.png").stat().st_size > 0 and (folder / "loss_curves.png").stat().st_size > 0
+
+
+def test_evaluate_bad_input(tmp_path):
+    out = run_evaluate("--run", str(tmp_path / "missing"), cwd=tmp_path)
+    assert out.returncode == 2 and "no such run directory" in out.stderr and "Traceback" not in out.stderr
+    out = run_evaluate("--limit", "-3", cwd=tmp_path)
+    assert out.returncode == 2 and "--limit" in out.stderr
+
+
+def test_classifier_features_and_labels(tiny_classifier):
+    clf = FrozenClassifier(tiny_classifier)
+    assert clf.classes[7] == "horse"
+    logits, features = clf(tf.zeros((3, 64, 64, 3)))
+    assert logits.shape == (3, 10) and features.shape == (3, 256)
+    images = evaluation.eval_images(tiny_config(classes=["horse"]).resolved(32))[0]
+    assert set(evaluation.image_labels(images, clf.classes)) == {7}
+
+
+def test_sweep_grid_parsing():
+    combos = parse_grid("lr=1e-4,2e-4 lambda_l1=10,100 jitter=true")
+    assert len(combos) == 4 and combos[0] == {"lr": 1e-4, "lambda_l1": 10.0, "jitter": True}
+    for bad, message in (("lr", "not key=value"), ("learning_rate=1", "unknown config key"),
+                         ("lr=abc", "could not convert")):
+        with pytest.raises(ColorganError, match=message):
+            parse_grid(bad)
+
+
+def test_sweep_trains_each_combination_and_ranks(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "colorgan.sweep", "--grid", "lr=1e-4,1e-3", "--prefix", "sw",
+                          "--data", str(SAMPLE), "--classes", "horse", "--epochs", "1", "--base-filters", "4",
+                          "--batch-size", "8", "--model", "unet-l1", "--num-samples", "0",
+                          "--checkpoint-dir", str(tmp_path / "ck")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["sw-lr=0.0001", "sw-lr=0.001"]
+    ranking = (tmp_path / "reports" / "sw" / "ranking.md").read_text()
+    assert "Ranked by psnr" in ranking and "sw-lr=0.0001" in ranking and "gray baseline" in ranking
+
+
+@pytest.mark.realdata
+def test_gray_baseline_reproduces_the_reference_on_cifar10_test(shared_data, tmp_path):
+    cfg = Config(data=str(shared_data / "cifar10"), base_filters=4, precision="fp32").resolved(32)
+    generator, _ = training.build_models(cfg)
+    run = evaluation.Run(tmp_path, cfg, generator)
+    result = evaluation.evaluate_run(run, batch_size=500, progress=False)
+    gray = result["rows"]["gray baseline"]
+    print(result["rows"])
+    assert result["images"] == 10000
+    # ../shared/README.md: PSNR 25.48 dB, SSIM 0.953, true colourfulness 30.6 (see the README on the PSNR cap).
+    assert gray["psnr"] == pytest.approx(25.48, abs=0.2)
+    assert gray["ssim"] == pytest.approx(0.953, abs=0.002)
+    assert result["rows"]["true colour"]["colourfulness"] == pytest.approx(30.6, abs=0.3)
