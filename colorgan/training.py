@@ -39,22 +39,22 @@ HISTORY_COLUMNS = ("epoch",) + LOSS_NAMES + tuple("val_" + n for n in LOSS_NAMES
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
-class Pix2Pix(keras.Model):
-    """Holds the generator and discriminator; adds only compile, train_step and test_step."""
+class _Colorizer(keras.Model):
+    """What both training models share: the generator, loss trackers for fit, and test_step."""
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, **kwargs):
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, generator: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
-        self.discriminator = discriminator
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        self.discriminator = None
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
 
-    def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, **kwargs):
+    def compile(self, g_optimizer, **kwargs):
         # XLA made this model ~4x slower on CPU when measured, so it is off unless asked for.
         kwargs.setdefault("jit_compile", False)
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        self.lambda_l1 = lambda_l1
 
     @property
     def metrics(self):
@@ -63,6 +63,33 @@ class Pix2Pix(keras.Model):
     def call(self, gray, training=False):
         return self.generator(gray, training=training)
 
+    def losses_for(self, gray, target, training: bool) -> dict:
+        raise NotImplementedError
+
+    def _report(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def test_step(self, data):
+        gray, target = data
+        return self._report(self.losses_for(gray, target, training=False))
+
+
+class Pix2Pix(_Colorizer):
+    """U-Net generator + PatchGAN discriminator; adds only compile and train_step."""
+
+    loss_names = LOSS_NAMES
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, **kwargs):
+        super().__init__(generator, **kwargs)
+        self.discriminator = discriminator
+
+    def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, **kwargs):
+        super().compile(g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.lambda_l1 = lambda_l1
+
     def losses_for(self, gray, target, training):
         fake = self.generator(gray, training=training)
         real_logits = self.discriminator([gray, target], training=training)
@@ -70,11 +97,6 @@ class Pix2Pix(keras.Model):
         g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, self.lambda_l1)
         d = discriminator_loss(real_logits, fake_logits)
         return {"g_total": g_total, "g_gan": g_gan, "g_l1": g_l1, "d": d}
-
-    def _report(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
 
     def train_step(self, data):
         gray, target = data
@@ -86,32 +108,18 @@ class Pix2Pix(keras.Model):
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(losses["d"], d_vars), d_vars))
         return self._report(losses)
 
-    def test_step(self, data):
-        gray, target = data
-        return self._report(self.losses_for(gray, target, training=False))
 
+class Regressor(_Colorizer):
+    """A generator trained alone with a pixel loss (the autoencoder and U-Net L1 baselines).
 
-class Regressor(keras.Model):
-    """A generator trained alone with a pixel loss (the autoencoder and U-Net L1 baselines)."""
+    g_total is the loss trained on (L1 or MSE); g_l1 is always L1, comparable across models.
+    """
 
-    def __init__(self, generator: keras.Model, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = None
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("g_total", "g_l1")}
+    loss_names = ("g_total", "g_l1")
 
     def compile(self, g_optimizer, loss: str = "l1", **kwargs):
-        kwargs.setdefault("jit_compile", False)
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
+        super().compile(g_optimizer, **kwargs)
         self.pixel_loss = loss
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, gray, training=False):
-        return self.generator(gray, training=training)
 
     def losses_for(self, gray, target, training):
         fake = self.generator(gray, training=training)
@@ -129,15 +137,6 @@ class Regressor(keras.Model):
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(losses["g_total"], g_vars), g_vars))
         return self._report(losses)
-
-    def test_step(self, data):
-        gray, target = data
-        return self._report(self.losses_for(gray, target, training=False))
-
-    def _report(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
 
 
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
