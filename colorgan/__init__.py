@@ -9,7 +9,7 @@ load TensorFlow.
 import importlib
 
 _EXPORTS = {
-    "Config": "config", "ColorganError": "errors",
+    "Config": "config", "ColorganError": "errors", "Colorizer": "inference",
     "Generator": "models", "Discriminator": "models", "Autoencoder": "models",
     "Pix2Pix": "training", "build_models": "training", "build_trainer": "training",
     "load_generator": "training", "resume": "training", "train": "training",

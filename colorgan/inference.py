@@ -1,0 +1,124 @@
+"""Colorizing photos of any size with a trained generator, the way colorizers are used in practice.
+
+The network runs on the luminance resized to its working size (the longer side `render_size`, each side a
+multiple of what the U-Net accepts); the predicted chroma (ab) is resized back to the photo's full size and
+recombined with the photo's own full-resolution L. The output's luminance is the input's.
+
+    from colorgan import Colorizer
+    rgb = Colorizer.load("checkpoints/my-run").colorize(image)   # numpy uint8 in and out
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .color import lab_to_rgb, rgb_to_gray, rgb_to_lab
+from .errors import ColorganError
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+MAX_PIXELS = 100_000_000  # 100 MP: beyond this an image is refused rather than exhausting memory
+
+
+def network_multiple(generator: keras.Model) -> int:
+    """Sides must be multiples of 2 ** (number of stride-2 levels)."""
+    return 2 ** sum(1 for layer in generator.layers if layer.name.startswith("down"))
+
+
+def working_size(height, width, render_size: int, multiple: int):
+    """(h, w) with the longer side about render_size, aspect kept, each a multiple of `multiple` (tensors)."""
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    scale = tf.cast(render_size, tf.float32) / tf.maximum(h, w)
+    m = float(multiple)
+    wh = tf.maximum(tf.round(h * scale / m) * m, m)
+    ww = tf.maximum(tf.round(w * scale / m) * m, m)
+    return tf.cast(wh, tf.int32), tf.cast(ww, tf.int32)
+
+
+def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int):
+    """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too)."""
+    shape = tf.shape(gray)
+    l_full = rgb_to_lab(tf.concat([gray] * 3, axis=-1))[..., :1]  # [N, H, W, 1], L in [0, 100]
+    wh, ww = working_size(shape[1], shape[2], render_size, multiple)
+    small = tf.clip_by_value(tf.image.resize(gray, tf.stack([wh, ww]), antialias=True), 0.0, 1.0)
+    if color_space == "lab":
+        model_in = rgb_to_lab(tf.concat([small] * 3, axis=-1))[..., :1] / 50.0 - 1.0
+        ab_small = tf.cast(generator(model_in, training=False), tf.float32) * 110.0
+    else:
+        out = tf.cast(generator(small * 2.0 - 1.0, training=False), tf.float32)
+        ab_small = rgb_to_lab(tf.clip_by_value((out + 1.0) / 2.0, 0.0, 1.0))[..., 1:]
+    ab = tf.image.resize(ab_small, shape[1:3], method="bilinear")  # [N, H, W, 2]
+    return lab_to_rgb(tf.concat([l_full, ab], axis=-1))
+
+
+def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8/uint16/float array HxW, HxWx1, HxWx3 or HxWx4 -> (gray HxWx1 float32 in [0, 1], alpha or None)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ColorganError(f"expected an image of shape HxW or HxWxC with C in 1..4, got {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ColorganError(f"empty image {image.shape}")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ColorganError(f"image of {image.shape[1]}x{image.shape[0]} is over {MAX_PIXELS // 1_000_000} MP")
+    if image.dtype == np.uint8:
+        x = image.astype(np.float32) / 255.0
+    elif image.dtype == np.uint16:
+        x = image.astype(np.float32) / 65535.0
+    elif np.issubdtype(image.dtype, np.floating):
+        x = np.clip(image.astype(np.float32), 0.0, 1.0)
+    else:
+        raise ColorganError(f"unsupported pixel type {image.dtype} (use uint8, uint16 or float in [0, 1])")
+    alpha = None
+    if x.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha
+        alpha, x = image[..., -1:], x[..., :-1]
+    gray = x if x.shape[-1] == 1 else rgb_to_gray(tf.constant(x)).numpy()
+    return gray, alpha
+
+
+class Colorizer:
+    """A trained generator with what it needs to colorize photos: colour space and working size."""
+
+    def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256):
+        self.generator = generator
+        self.color_space = color_space
+        self.multiple = network_multiple(generator)
+        self.render_size = render_size
+        self._fn = tf.function(
+            lambda gray, size: colorize_float(self.generator, gray, self.color_space, size, self.multiple),
+            reduce_retracing=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None) -> "Colorizer":
+        """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
+        path = Path(path) if path else DEFAULT_WEIGHTS
+        model_file, config_file = (path, path.with_name("config.json")) if path.suffix == ".keras" \
+            else (path / "generator.keras", path / "config.json")
+        if not model_file.exists():
+            hint = " (no trained weights shipped here: give --run or --model)" if path == DEFAULT_WEIGHTS else ""
+            raise ColorganError(f"{model_file}: no such model{hint}")
+        try:
+            config = json.loads(config_file.read_text()) if config_file.exists() else {}
+            generator = keras.models.load_model(model_file, compile=False)
+        except (OSError, ValueError) as e:
+            raise ColorganError(f"{model_file}: cannot load the model ({e})") from None
+        size = render_size or config.get("image_size") or 256
+        return cls(generator, config.get("color_space", "lab"), int(size))
+
+    def colorize(self, image: np.ndarray, render_size: int | None = None) -> np.ndarray:
+        """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha)."""
+        gray, alpha = to_float_image(image)
+        size = int(render_size or self.render_size)
+        rgb = self._fn(tf.constant(gray[None]), tf.constant(size)).numpy()[0]
+        out = np.round(rgb * 255.0).astype(np.uint8)
+        if alpha is not None:
+            if alpha.dtype != np.uint8:
+                alpha = np.round(alpha.astype(np.float64) / np.iinfo(alpha.dtype).max * 255
+                                 if np.issubdtype(alpha.dtype, np.integer) else alpha * 255).astype(np.uint8)
+            out = np.concatenate([out, alpha], axis=-1)
+        return out

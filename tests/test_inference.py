@@ -1,0 +1,148 @@
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from colorgan import Colorizer, training
+from colorgan.color import rgb_to_lab
+from colorgan.errors import ColorganError
+from colorgan.export import export_saved_model
+from colorgan.files import expand_inputs, read_image
+from conftest import ROOT, sample_images, tiny_config
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    cfg = tiny_config(classes=["horse"], epochs=1, base_filters=4, num_samples=0,
+                      checkpoint_dir=str(tmp_path_factory.mktemp("ck")), run_name="tiny")
+    return training.train(cfg, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_run):
+    return Colorizer.load(tiny_run)
+
+
+def photo(h, w, seed=0):
+    """A real photo resized to h x w (uint8 RGB)."""
+    img = cv2.imread(str(sample_images(4)[seed]))[..., ::-1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def lightness(rgb_uint8):
+    return rgb_to_lab(rgb_uint8.astype(np.float32) / 255.0).numpy()[..., 0]
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (2, 3), (37, 53), (32, 32), (301, 97)])
+def test_output_keeps_size_and_luminance(colorizer, h, w):
+    image = photo(h, w)
+    out = colorizer.colorize(image)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    gray = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
+    assert np.abs(lightness(out) - lightness(gray)).mean() / 100.0 < 2 / 255
+
+
+def test_very_large_image(colorizer):
+    out = colorizer.colorize(np.full((3000, 4000, 3), 128, np.uint8))
+    assert out.shape == (3000, 4000, 3)
+
+
+def test_gray_inputs_and_alpha(colorizer):
+    rgb = photo(40, 60)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    from_gray = colorizer.colorize(gray)
+    np.testing.assert_array_equal(colorizer.colorize(gray[..., None]), from_gray)
+    np.testing.assert_array_equal(colorizer.colorize(np.repeat(gray[..., None], 3, axis=-1)), from_gray)
+    rgba = np.concatenate([rgb, np.arange(40 * 60, dtype=np.uint8).reshape(40, 60, 1)], axis=-1)
+    out = colorizer.colorize(rgba)
+    assert out.shape == (40, 60, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    deep = (gray.astype(np.uint16) * 257)  # 16-bit gray with the same values
+    assert np.abs(colorizer.colorize(deep).astype(int) - from_gray).max() <= 1
+
+
+def test_bad_arrays_are_rejected(colorizer):
+    for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4, 5), np.uint8), np.zeros((4, 4), np.int64)):
+        with pytest.raises(ColorganError):
+            colorizer.colorize(bad)
+
+
+def test_read_image_formats(tmp_path):
+    rgb = photo(20, 30)
+    cv2.imwrite(str(tmp_path / "deep.png"), (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257))
+    assert read_image(tmp_path / "deep.png").dtype == np.uint16
+    Image.fromarray(np.concatenate([rgb, np.full((20, 30, 1), 7, np.uint8)], -1)).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png").shape == (20, 30, 4)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert read_image(tmp_path / "cmyk.jpg").shape == (20, 30, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif)
+    assert read_image(tmp_path / "rotated.jpg").shape == (30, 20, 3)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(ColorganError, match="broken.jpg"):
+        read_image(tmp_path / "broken.jpg")
+
+
+def test_expand_inputs_folders_globs_and_clashes(tmp_path):
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    for p in ("a/x.jpg", "a/sub/y.png", "a/notes.txt", "b/x.jpg"):
+        (tmp_path / p).write_bytes(b"")
+    jobs = expand_inputs([str(tmp_path / "a"), str(tmp_path / "b" / "*.jpg")])
+    assert [str(rel) for _, rel in jobs] == ["sub/y.png", "x.jpg", "x-1.jpg"]
+    with pytest.raises(ColorganError, match="no such file"):
+        expand_inputs([str(tmp_path / "nothing*.png")])
+
+
+def test_colorize_cli_skips_broken_files_and_exits_nonzero(tiny_run, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(24 + i, 40)).save(folder / f"p{i}.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = subprocess.run([sys.executable, str(ROOT / "colorize.py"), str(folder), "--run", str(tiny_run),
+                          "-o", str(tmp_path / "out"), "--side-by-side"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "colorized 3 of 4" in out.stdout and "broken.jpg" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"p{i}.jpg" for i in range(3)] + [f"p{i}_side_by_side.jpg" for i in range(3)])
+    assert Image.open(tmp_path / "out" / "p2.jpg").size == (40, 26)
+    assert Image.open(tmp_path / "out" / "p2_side_by_side.jpg").size == (80, 26)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ColorganError, match="no such model"):
+        Colorizer.load(tmp_path / "nothing")
+
+
+def test_saved_model_matches_colorizer_in_a_clean_process(colorizer, tmp_path):
+    target = export_saved_model(colorizer, tmp_path / "exported" / "colorgan")
+    assert target == tmp_path / "exported" / "colorgan" / "1" and (target / "saved_model.pb").exists()
+    images = np.stack([photo(45, 70, 0), photo(45, 70, 1)])
+    np.save(tmp_path / "in.npy", images)
+    code = ("import sys, numpy as np, tensorflow as tf\n"
+            "assert 'colorgan' not in sys.modules\n"
+            f"f = tf.saved_model.load({str(target)!r}).signatures['serving_default']\n"
+            f"x = np.load({str(tmp_path / 'in.npy')!r})\n"
+            f"np.save({str(tmp_path / 'out.npy')!r}, f(images=tf.constant(x))['colorized'].numpy())\n"
+            "try:\n    f(images=tf.zeros((1, 8, 8, 2), tf.uint8))\n    print('accepted 2 channels')\n"
+            "except tf.errors.InvalidArgumentError:\n    print('rejected 2 channels')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rejected 2 channels" in out.stdout
+    served = np.load(tmp_path / "out.npy")
+    expected = np.stack([colorizer.colorize(im) for im in images])
+    assert served.shape == expected.shape == (2, 45, 70, 3)
+    assert np.abs(served.astype(int) - expected).max() <= 2
+    cli = subprocess.run(["saved_model_cli", "show", "--dir", str(target), "--all"], capture_output=True, text=True)
+    if cli.returncode == 0:
+        assert "serving_default" in cli.stdout and "colorized" in cli.stdout
