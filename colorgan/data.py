@@ -205,13 +205,13 @@ def decode_rgb(path):
 
 def stack_with_gray(rgb, gray=None):
     """uint8 RGB [H, W, 3] (+ optional uint8 gray [H, W, 3 or 1]) -> uint8 [H, W, 4] = RGB + gray."""
-    if gray is None:
-        gray = rgb
-    gray = tf.cast(gray, tf.float32)
+    rgb = tf.cast(rgb, tf.float32)
+    gray = rgb if gray is None else tf.cast(gray, tf.float32)
     if gray.shape[-1] == 3:
         gray = rgb_to_gray(gray)
-    gray = tf.cast(tf.round(tf.clip_by_value(gray, 0.0, 255.0)), tf.uint8)
-    return tf.concat([rgb, gray], axis=-1)
+    # Stacked in float: oneDNN has no uint8 concat on CPUs without AVX-512 and logs an error for it.
+    stacked = tf.concat([rgb, tf.round(tf.clip_by_value(gray, 0.0, 255.0))], axis=-1)
+    return tf.cast(stacked, tf.uint8)
 
 
 def load_example(color_path, gray_path=None):
