@@ -53,7 +53,7 @@ class Config:
     lr: float = _opt(2e-4, "Adam learning rate, generator and discriminator")
     beta1: float = _opt(0.5, "Adam beta_1")
     lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss")
-    precision: str = _opt("auto", "fp32, or bf16 (mixed bfloat16, float32 weights: about 2x faster on CPUs with "
+    precision: str = _opt("auto", "fp32, or bf16 (mixed bfloat16, float32 weights: 1.3-2x faster on CPUs with "
                                   "AMX/AVX-512 BF16); auto picks bf16 on such CPUs, fp32 elsewhere", PRECISIONS)
     seed: int = _opt(42, "seed for the data split, data order and initialisation")
     # outputs
