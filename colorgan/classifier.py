@@ -10,7 +10,6 @@ writes checkpoints/classifier-cifar10/{classifier.keras, info.json}.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,8 +196,3 @@ def config_from_overrides(overrides: dict, base: Config | None = None) -> Config
     cfg = dataclasses.replace(base or Config(), **overrides)
     cfg.validate()
     return cfg
-
-
-def print_error_and_exit(prog: str, error: Exception, code: int = 2) -> None:
-    print(f"{prog}: error: {error}", file=sys.stderr)
-    raise SystemExit(code)

@@ -95,7 +95,6 @@ def colorize_examples(run: Run, examples) -> dict[str, tf.Tensor]:
 class _Accumulator:
     per_image: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
-    logits: dict = field(default_factory=dict)
 
     def add(self, name, key, values):
         self.per_image.setdefault(name, {}).setdefault(key, []).append(np.asarray(values, np.float64))

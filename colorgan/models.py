@@ -3,7 +3,7 @@
 Both are fully convolutional (inputs [None, None, C]): a generator built for 32 px runs on any
 image whose sides are multiples of 2**depth. The architecture follows the pix2pix paper and the
 TensorFlow tutorial (bias-free convolutions before BatchNorm, N(0, 0.02) initialisation), the same
-network as ../shared/bench/peer_torch.py so that speed comparisons are like for like.
+network as the PyTorch peer reference the benchmarks compare with, so speed comparisons are like for like.
 """
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ reports/<prefix>/ranking.md and .csv.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json

@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -6,7 +5,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from colorgan import Colorizer, training
