@@ -14,6 +14,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue a run from its last completed epoch with its saved config "
                              "(only --epochs may be given with it, to train longer)")
+    parser.add_argument("--export", nargs="?", const="", metavar="DIR",
+                        help="after training, also write a SavedModel for serving to DIR/1/ "
+                             "(default DIR: exported/<run-name>)")
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -31,9 +34,13 @@ def main(argv=None) -> int:
             raise colorgan.ColorganError(
                 "--resume uses the run's saved config; only --epochs may be given with it (got "
                 + ", ".join("--" + k.replace("_", "-") for k in extra) + ")")
-        colorgan.resume(args.resume, epochs=overrides.get("epochs"))
+        run_dir = colorgan.resume(args.resume, epochs=overrides.get("epochs"))
     else:
-        colorgan.train(config_from_overrides(overrides))
+        run_dir = colorgan.train(config_from_overrides(overrides))
+    if args.export is not None:
+        from colorgan.export import export_saved_model
+        target = export_saved_model(colorgan.Colorizer.load(run_dir), args.export or f"exported/{run_dir.name}")
+        print(f"written: {target}")
     return 0
 
 

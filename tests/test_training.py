@@ -142,6 +142,7 @@ def test_help_lists_every_flag_with_its_default():
     text = " ".join(out.stdout.split())
     for name in [f.replace("_", "-") for f in Config.__dataclass_fields__] + ["resume"]:
         assert f"--{name}" in text, name
+    assert "--export" in text
     assert "(default: 0.0002)" in text and "(default: 100.0)" in text and "(default: 'lab')" in text
 
 
@@ -169,9 +170,10 @@ def test_cli_trains_and_resumes(tmp_path):
                   "--checkpoint-dir", str(tmp_path / "ck"), "--run-name", "cli", "--precision", "fp32")
     assert out.returncode == 0, out.stderr
     assert "36 training images, 4 validation images" in out.stderr
-    out = run_cli("--resume", str(tmp_path / "ck" / "cli"), "--epochs", "2")
+    out = run_cli("--resume", str(tmp_path / "ck" / "cli"), "--epochs", "2", "--export", str(tmp_path / "exp"))
     assert out.returncode == 0, out.stderr
     assert "resuming" in out.stderr and "after epoch 1 of 2" in out.stderr
+    assert (tmp_path / "exp" / "1" / "saved_model.pb").exists()
     assert len(read_csv(tmp_path / "ck" / "cli" / "history.csv")) == 2
 
 
