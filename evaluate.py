@@ -60,9 +60,10 @@ def main(argv=None) -> int:
         cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[])
         return eval_images(cfg)
 
-    results = []
+    results, first_images = [], None
     for run in runs:
         images, description = images_for(run)
+        first_images = first_images if first_images is not None else images
         result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress)
         result["data"] = description
         results.append(result)
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         atomic_write_text(out / "table.md", markdown_table(header, body) + "\n" + notes + "\n")
         write_csv(out / "table.csv", header, body)
         atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
-        save_compare_grid(out / "samples.png", runs, images_for(runs[0])[0], args.samples)
+        save_compare_grid(out / "samples.png", runs, first_images, args.samples)  # listed once, above
         save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
         sizes = {r.config.image_size for r in runs}
         if len(sizes) > 1:
