@@ -18,9 +18,14 @@ from .errors import ColorganError
 
 DEFAULT_DATA = "data/cifar10-mini"
 COLOR_SPACES = ("lab", "rgb")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODELS = ("pix2pix", "unet-l1", "autoencoder")
 LOSSES = ("l1", "mse")
+NORMS = ("batch", "instance", "group", "none")
+GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
+SCHEDULES = ("constant", "linear", "cosine")
+SWITCHES = ("auto", "on", "off")
+STRATEGIES = ("none", "mirrored", "multiworker")
 
 
 def _opt(default, help, choices=None):
@@ -44,16 +49,38 @@ class Config:
     skip_connections: bool = _opt(False, "autoencoder only: U-Net-style skip connections")
     loss: str = _opt("l1", "reconstruction loss of the non-adversarial models (unet-l1, autoencoder)", LOSSES)
     base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)")
+    norm: str = _opt("batch", "normalisation in the generator (and autoencoder)", NORMS)
+    g_dropout: float = _opt(0.5, "dropout rate in the first three U-Net decoder blocks")
+    # discriminator and adversarial loss (pix2pix only)
+    d_norm: str = _opt("batch", "normalisation in the discriminator (wgan-gp needs instance, group or none)", NORMS)
+    spectral_norm: bool = _opt(False, "spectral normalisation of every discriminator convolution")
+    d_dropout: float = _opt(0.0, "dropout rate after each hidden discriminator layer")
+    gan_loss: str = _opt("vanilla", "adversarial loss: vanilla (BCE), lsgan (least squares), hinge, or wgan-gp "
+                                    "(Wasserstein critic with gradient penalty)", GAN_LOSSES)
+    gp_weight: float = _opt(10.0, "wgan-gp: weight of the gradient penalty")
+    critic_steps: int = _opt(1, "discriminator updates per generator update (wgan-gp commonly uses 5)")
+    label_smoothing: float = _opt(0.0, "one-sided label smoothing: real target 1 - this (vanilla and lsgan)")
+    l1_warmup_epochs: int = _opt(0, "train the generator on L1 alone for this many epochs before the adversary starts")
     # optimisation
     batch_size: int = _opt(0, "images per step (0: 64 up to 64 px, 16 at 128 px, 4 above)")
     epochs: int = _opt(20, "epochs to train in total")
     steps_per_epoch: int = _opt(0, "train steps per epoch (0: one pass over the training data)")
     val_steps: int = _opt(0, "validation batches per epoch (0: the whole validation split)")
-    lr: float = _opt(2e-4, "Adam learning rate, generator and discriminator")
+    lr: float = _opt(2e-4, "Adam learning rate of the generator (and of the discriminator unless --d-lr)")
+    d_lr: float = _opt(0.0, "Adam learning rate of the discriminator (0: the same as --lr)")
     beta1: float = _opt(0.5, "Adam beta_1")
+    lr_schedule: str = _opt("constant", "constant; linear: constant, then linear decay to 0 over the last "
+                                        "--decay-epochs (pix2pix); cosine: cosine decay to 0 over all epochs", SCHEDULES)
+    decay_epochs: int = _opt(0, "linear schedule: epochs of decay at the end (0: half of --epochs)")
+    clip_norm: float = _opt(0.0, "clip each network's gradient to this global norm (0: no clipping)")
     lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss")
-    precision: str = _opt("auto", "fp32, or bf16 (mixed bfloat16, float32 weights: 1.3-2x faster on CPUs with "
-                                  "AMX/AVX-512 BF16); auto picks bf16 on such CPUs, fp32 elsewhere", PRECISIONS)
+    precision: str = _opt("auto", "fp32; bf16: mixed bfloat16, float32 weights (faster on CPUs with AMX/AVX-512 "
+                                  "BF16); fp16: mixed float16 with loss scaling (GPUs). auto: bf16 on such CPUs, "
+                                  "fp32 elsewhere", PRECISIONS)
+    xla: str = _opt("auto", "XLA-compile the train step (jit_compile); auto: on with a GPU, off on CPUs, where it "
+                            "made this model about 4x slower", SWITCHES)
+    strategy: str = _opt("none", "tf.distribute: none (one device), mirrored (all local GPUs, or logical CPUs), "
+                                 "multiworker (several machines, configured by TF_CONFIG)", STRATEGIES)
     seed: int = _opt(42, "seed for the data split, data order and initialisation")
     # outputs
     run_name: str = _opt("", "run directory name under --checkpoint-dir (default: <data>-<date>-<time>)")
@@ -71,7 +98,8 @@ class Config:
         size = self.image_size or default_image_size
         batch = self.batch_size or (64 if size <= 64 else 16 if size <= 128 else 4)
         precision = self.precision if self.precision != "auto" else default_precision()
-        cfg = dataclasses.replace(self, image_size=size, batch_size=batch, precision=precision)
+        xla = self.xla if self.xla != "auto" else ("on" if _has_gpu() else "off")
+        cfg = dataclasses.replace(self, image_size=size, batch_size=batch, precision=precision, xla=xla)
         cfg.validate()
         return cfg
 
@@ -89,10 +117,10 @@ class Config:
         for name in ("batch_size",):
             if getattr(self, name) < 0:
                 bad(name, "must be positive")
-        for name in ("epochs", "base_filters"):
+        for name in ("epochs", "base_filters", "critic_steps"):
             if getattr(self, name) < 1:
                 bad(name, "must be at least 1")
-        for name in ("steps_per_epoch", "val_steps", "num_samples"):
+        for name in ("steps_per_epoch", "val_steps", "num_samples", "decay_epochs", "l1_warmup_epochs"):
             if getattr(self, name) < 0:
                 bad(name, "must be 0 or more")
         if not 0.0 <= self.val_split < 1.0:
@@ -101,12 +129,27 @@ class Config:
             bad("lr", f"{self.lr} is not a positive number")
         if not 0.0 <= self.beta1 < 1.0:
             bad("beta1", f"{self.beta1} is not in [0, 1)")
-        if not (self.lambda_l1 >= 0 and math.isfinite(self.lambda_l1)):
-            bad("lambda_l1", f"{self.lambda_l1} is not a number >= 0")
+        if not (self.d_lr >= 0 and math.isfinite(self.d_lr)):
+            bad("d_lr", f"{self.d_lr} is not a number >= 0")
+        for name in ("lambda_l1", "gp_weight", "clip_norm"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                bad(name, f"{getattr(self, name)} is not a number >= 0")
+        for name in ("g_dropout", "d_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                bad(name, f"{getattr(self, name)} is not a rate in [0, 1)")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            bad("label_smoothing", f"{self.label_smoothing} is not in [0, 0.5)")
+        if self.label_smoothing and self.gan_loss not in ("vanilla", "lsgan"):
+            bad("label_smoothing", f"applies to the vanilla and lsgan losses, not {self.gan_loss}")
+        if self.gan_loss == "wgan-gp" and self.d_norm == "batch":
+            bad("d_norm", "batch normalisation mixes the images of a batch, which breaks wgan-gp's per-image "
+                          "gradient penalty; use --d-norm instance, group or none")
+        if self.decay_epochs > self.epochs:
+            bad("decay_epochs", f"{self.decay_epochs} is more than --epochs {self.epochs}")
         if self.skip_connections and self.model != "autoencoder":
             bad("skip_connections", f"only applies to --model autoencoder (the {self.model} U-Net always has them)")
         if self.loss != "l1" and self.model == "pix2pix":
-            bad("loss", "pix2pix trains with BCE + lambda * L1; --loss applies to unet-l1 and autoencoder")
+            bad("loss", "pix2pix trains with --gan-loss + lambda * L1; --loss applies to unet-l1 and autoencoder")
         if self.run_name and (os.sep in self.run_name or self.run_name in (".", "..")):
             bad("run_name", f"{self.run_name!r} must be a plain name, not a path")
 
@@ -148,8 +191,12 @@ def default_precision() -> str:
         return "fp32"
     if "amx_bf16" not in flags and "avx512_bf16" not in flags:
         return "fp32"
+    return "fp32" if _has_gpu() else "bf16"
+
+
+def _has_gpu() -> bool:
     import tensorflow as tf
-    return "fp32" if tf.config.list_physical_devices("GPU") else "bf16"
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def unet_depth(image_size: int) -> int:

@@ -1,25 +1,85 @@
-"""pix2pix losses on logits: BCE adversarial terms plus lambda * L1 for the generator."""
+"""pix2pix losses: adversarial terms on the discriminator's logits (or critic scores) plus lambda * L1.
+
+Each loss is a mean over the images the caller sees; under tf.distribute the train step scales it by
+1 / replicas, because gradients are summed over replicas.
+"""
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
 
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
 
-def discriminator_loss(real_logits, fake_logits):
-    """BCE(real -> 1) + BCE(fake -> 0)."""
-    real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
-    return _bce(ops.ones_like(real_logits), real_logits) + _bce(ops.zeros_like(fake_logits), fake_logits)
+def _f32(x):
+    return ops.cast(x, "float32")
+
+
+def discriminator_loss(real_logits, fake_logits, kind: str = "vanilla", label_smoothing: float = 0.0):
+    """The discriminator's (critic's) loss on one batch of real and generated pairs.
+
+    vanilla: BCE(real -> 1 - smoothing) + BCE(fake -> 0)        (pix2pix)
+    lsgan:   mean (real - (1 - smoothing))^2 + mean fake^2       (least squares GAN)
+    hinge:   mean relu(1 - real) + mean relu(1 + fake)
+    wgan-gp: mean fake - mean real (the penalty is added by the caller: `gradient_penalty`)
+    """
+    real, fake = _f32(real_logits), _f32(fake_logits)
+    real_target = 1.0 - label_smoothing
+    if kind == "vanilla":
+        return _bce(ops.full_like(real, real_target), real) + _bce(ops.zeros_like(fake), fake)
+    if kind == "lsgan":
+        return ops.mean(ops.square(real - real_target)) + ops.mean(ops.square(fake))
+    if kind == "hinge":
+        return ops.mean(ops.relu(1.0 - real)) + ops.mean(ops.relu(1.0 + fake))
+    if kind == "wgan-gp":
+        return ops.mean(fake) - ops.mean(real)
+    raise ValueError(f"adversarial loss {kind!r} is not one of {', '.join(GAN_LOSSES)}")
+
+
+def adversarial_loss(fake_logits, kind: str = "vanilla"):
+    """The generator's adversarial term: make the discriminator call its output real."""
+    fake = _f32(fake_logits)
+    if kind == "vanilla":
+        return _bce(ops.ones_like(fake), fake)
+    if kind == "lsgan":
+        return ops.mean(ops.square(fake - 1.0))
+    if kind in ("hinge", "wgan-gp"):
+        return -ops.mean(fake)
+    raise ValueError(f"adversarial loss {kind!r} is not one of {', '.join(GAN_LOSSES)}")
 
 
 def l1_loss(target, generated):
-    return ops.mean(ops.abs(ops.cast(target, "float32") - ops.cast(generated, "float32")))
+    return ops.mean(ops.abs(_f32(target) - _f32(generated)))
 
 
-def generator_loss(fake_logits, generated, target, lambda_l1: float = 100.0):
-    """(total, gan, l1): BCE(fake -> 1) + lambda * mean |target - generated|."""
-    fake_logits = ops.cast(fake_logits, "float32")
-    gan = _bce(ops.ones_like(fake_logits), fake_logits)
+def generator_loss(fake_logits, generated, target, lambda_l1: float = 100.0, kind: str = "vanilla",
+                   adversarial_weight=1.0):
+    """(total, gan, l1): adversarial_weight * adversarial + lambda * mean |target - generated|.
+
+    adversarial_weight is 0 during an L1-only warm-up, 1 after.
+    """
+    gan = adversarial_loss(fake_logits, kind)
     l1 = l1_loss(target, generated)
-    return gan + lambda_l1 * l1, gan, l1
+    return adversarial_weight * gan + lambda_l1 * l1, gan, l1
+
+
+def gradient_penalty(critic, gray, real, fake):
+    """WGAN-GP: mean over images of (||d critic / d x|| - 1)^2 at random points between real and fake.
+
+    x = real + u (fake - real), u ~ U(0, 1) per image; the critic sees (gray, x) and the gradient is
+    taken with respect to the colour channels (the gray condition is the same for both). An image's
+    critic value is the mean of its patch scores, so a 1-Lipschitz critic has a penalty near 0.
+    """
+    real, fake = _f32(real), _f32(fake)
+    u = tf.random.uniform([tf.shape(real)[0], 1, 1, 1], 0.0, 1.0)
+    interpolates = real + u * (fake - real)
+    with tf.GradientTape() as tape:
+        tape.watch(interpolates)
+        # An image's critic value is the mean of its patch scores (what the Wasserstein loss averages).
+        scores = tf.reduce_mean(_f32(critic([gray, interpolates], training=True)), axis=[1, 2, 3])
+    grads = tape.gradient(scores, interpolates)  # summed over images: each image's gradient is its own
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+    return tf.reduce_mean(tf.square(norms - 1.0))

@@ -7,6 +7,8 @@ network as the PyTorch peer reference the benchmarks compare with, so speed comp
 """
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -16,6 +18,8 @@ MAX_FILTERS_MULT = 8  # channels grow 64, 128, 256, 512 and stay at 512
 # PyTorch's default (momentum 0.1 there): Keras' 0.99 leaves the inference statistics near their
 # initial values for the first few hundred steps, so early validation losses would mean nothing.
 BN_MOMENTUM = 0.9
+NORMS = ("batch", "instance", "group", "none")
+GROUPS = 32  # group normalisation's groups (fewer when a layer has fewer channels)
 
 
 def _init():
@@ -27,40 +31,79 @@ def level_filters(depth: int, base_filters: int = 64) -> list[int]:
     return [base_filters * min(2 ** i, MAX_FILTERS_MULT) for i in range(depth)]
 
 
-def downsample(filters: int, apply_norm: bool = True, name: str | None = None) -> keras.Sequential:
-    """Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
-    block = [layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init(), use_bias=False)]
-    if apply_norm:
-        block.append(layers.BatchNormalization(momentum=BN_MOMENTUM))
+def normalization(norm: str, filters: int, synchronized: bool = False, name: str | None = None):
+    """The normalisation layer for `norm`, or None for "none".
+
+    batch: BatchNormalization (synchronized over replicas when training on several devices, so a
+    global batch is normalised the same way on one device or many); instance: per image and channel;
+    group: per image over groups of channels.
+    """
+    if norm == "batch":
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=synchronized, name=name)
+    if norm == "instance":
+        return layers.GroupNormalization(groups=-1, name=name)
+    if norm == "group":
+        return layers.GroupNormalization(groups=math.gcd(GROUPS, filters), name=name)
+    if norm == "none":
+        return None
+    raise ValueError(f"normalisation {norm!r} is not one of {', '.join(NORMS)}")
+
+
+def _conv(filters: int, strides: int, bias: bool, spectral: bool = False, transpose: bool = False,
+          name: str | None = None, dtype=None):
+    kind = layers.Conv2DTranspose if transpose else layers.Conv2D
+    conv = kind(filters, 4, strides=strides, padding="same", kernel_initializer=_init(), use_bias=bias,
+                name=None if spectral else name, dtype=dtype)
+    return layers.SpectralNormalization(conv, name=name, dtype=dtype) if spectral else conv
+
+
+def downsample(filters: int, apply_norm: bool = True, name: str | None = None, norm: str = "batch",
+               spectral: bool = False, dropout: float = 0.0, synchronized: bool = False) -> keras.Sequential:
+    """Conv 4x4 stride 2 -> norm -> Dropout? -> LeakyReLU(0.2): halves height and width."""
+    norm_layer = normalization(norm, filters, synchronized) if apply_norm else None
+    # A convolution feeding a normalisation needs no bias: the norm's offset replaces it.
+    block = [_conv(filters, 2, bias=norm_layer is None, spectral=spectral)]
+    if norm_layer is not None:
+        block.append(norm_layer)
+    if dropout:
+        block.append(layers.Dropout(dropout))
     block.append(layers.LeakyReLU(0.2))
     return keras.Sequential(block, name=name)
 
 
-def upsample(filters: int, apply_dropout: bool = False, name: str | None = None) -> keras.Sequential:
-    """ConvTranspose 4x4 stride 2 -> BatchNorm -> Dropout(0.5)? -> ReLU: doubles height and width."""
-    block = [layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
-                                    use_bias=False),
-             layers.BatchNormalization(momentum=BN_MOMENTUM)]
-    if apply_dropout:
-        block.append(layers.Dropout(0.5))
+def upsample(filters: int, apply_dropout: bool = False, name: str | None = None, norm: str = "batch",
+             dropout: float = 0.5, synchronized: bool = False) -> keras.Sequential:
+    """ConvTranspose 4x4 stride 2 -> norm -> Dropout(0.5)? -> ReLU: doubles height and width."""
+    norm_layer = normalization(norm, filters, synchronized)
+    block = [_conv(filters, 2, bias=norm_layer is None, transpose=True)]
+    if norm_layer is not None:
+        block.append(norm_layer)
+    if apply_dropout and dropout:
+        block.append(layers.Dropout(dropout))
     block.append(layers.ReLU())
     return keras.Sequential(block, name=name)
 
 
 def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2,
-              base_filters: int = 64) -> keras.Model:
-    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output."""
+              base_filters: int = 64, norm: str = "batch", dropout: float = 0.5,
+              synchronized: bool = False) -> keras.Model:
+    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output.
+
+    `dropout` is the rate in the first three decoder blocks (pix2pix's only source of noise).
+    """
     depth = unet_depth(image_size)
     filters = level_filters(depth, base_filters)
     inputs = keras.Input(shape=(None, None, in_channels), name="gray")  # [B, S, S, 1]
 
     x, skips = inputs, []
     for i, f in enumerate(filters):
-        x = downsample(f, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
+        x = downsample(f, apply_norm=i > 0, norm=norm, synchronized=synchronized,
+                       name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
         skips.append(x)
 
     for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
-        x = upsample(f, apply_dropout=i < 3, name=f"up{i + 1}")(x)  # doubles the size, f channels
+        x = upsample(f, apply_dropout=i < 3, dropout=dropout, norm=norm, synchronized=synchronized,
+                     name=f"up{i + 1}")(x)  # doubles the size, f channels
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])  # 2f channels
 
     x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
@@ -71,10 +114,13 @@ def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2
 
 
 def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: int = 2,
-                  base_filters: int = 64) -> keras.Model:
-    """PatchGAN conditioned on the gray input: one real/fake logit per (overlapping) patch.
+                  base_filters: int = 64, norm: str = "batch", spectral_norm: bool = False,
+                  dropout: float = 0.0, synchronized: bool = False) -> keras.Model:
+    """PatchGAN conditioned on the gray input: one real/fake logit (or critic score) per patch.
 
     3 stride-2 levels from 64 px up (70x70 receptive field), 2 below so small images keep patches.
+    `spectral_norm` wraps every convolution in SpectralNormalization (1-Lipschitz layers);
+    `dropout` follows each hidden layer (a weaker, noisier discriminator).
     """
     gray = keras.Input(shape=(None, None, in_channels), name="gray")
     color = keras.Input(shape=(None, None, target_channels), name="color")
@@ -82,18 +128,24 @@ def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: 
 
     n_down = 3 if image_size >= 64 else 2
     for i in range(n_down):
-        x = downsample(base_filters * 2 ** i, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), ..]
-    x = layers.Conv2D(base_filters * 8, 4, strides=1, padding="same", kernel_initializer=_init(),
-                      use_bias=False, name="conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="norm")(x)
+        x = downsample(base_filters * 2 ** i, apply_norm=i > 0, norm=norm, spectral=spectral_norm,
+                       dropout=dropout, synchronized=synchronized,
+                       name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), ..]
+    norm_layer = normalization(norm, base_filters * 8, synchronized, name="norm")
+    x = _conv(base_filters * 8, 1, bias=norm_layer is None, spectral=spectral_norm, name="conv")(x)
+    if norm_layer is not None:
+        x = norm_layer(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.LeakyReLU(0.2, name="lrelu")(x)
-    logits = layers.Conv2D(1, 4, strides=1, padding="same", kernel_initializer=_init(),
-                           name="logits", dtype="float32")(x)  # [B, S/2^n_down, S/2^n_down, 1]
+    logits = _conv(1, 1, bias=True, spectral=spectral_norm, name="logits",
+                   dtype="float32")(x)  # [B, S/2^n_down, S/2^n_down, 1]
     return keras.Model([gray, color], logits, name="patchgan_discriminator")
 
 
 def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int = 2, base_filters: int = 64,
-                skip_connections: bool = False, depth: int = 4) -> keras.Model:
+                skip_connections: bool = False, depth: int = 4, norm: str = "batch",
+                synchronized: bool = False) -> keras.Model:
     """The baseline: a convolutional encoder-decoder, `depth` stride-2 levels (no dropout), tanh output.
 
     Without skip connections every detail must pass through the bottleneck (image_size / 2**depth);
@@ -104,10 +156,12 @@ def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int =
     inputs = keras.Input(shape=(None, None, in_channels), name="gray")
     x, skips = inputs, []
     for i, f in enumerate(filters):
-        x = downsample(f, apply_norm=i > 0, name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
+        x = downsample(f, apply_norm=i > 0, norm=norm, synchronized=synchronized,
+                       name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
         skips.append(x)
     for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
-        x = upsample(f, apply_dropout=False, name=f"up{i + 1}")(x)  # doubles the size, f channels
+        x = upsample(f, apply_dropout=False, norm=norm, synchronized=synchronized,
+                     name=f"up{i + 1}")(x)  # doubles the size, f channels
         if skip_connections:
             x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
     x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),

@@ -17,26 +17,55 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from .color import from_model_io, gray_from_model_input, target_channels
 from .config import Config
 from .data import DataSource, eval_dataset, eval_steps, find_source, sample_batch, steps_per_pass, train_dataset
 from .errors import ColorganError
+from .fastconv import use_matmul_for_small_inputs
 from .io_utils import atomic_save
-from .losses import discriminator_loss, generator_loss, l1_loss
+from .losses import discriminator_loss, generator_loss, gradient_penalty, l1_loss
 from .models import Autoencoder, Discriminator, Generator
+from .optimizers import EpochSchedule, FusedAdam
 from .viz import save_image_grid
 
 log = logging.getLogger("colorgan")
 
 LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")
 HISTORY_COLUMNS = ("epoch",) + LOSS_NAMES + tuple("val_" + n for n in LOSS_NAMES) + ("seconds",)
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def _replicas() -> float:
+    """Replicas training in sync: each computes a mean over its share, and their gradients are summed."""
+    return float(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def _apply(optimizer, tape: tf.GradientTape, loss, variables, weight=1.0) -> None:
+    """Gradient of `loss` (a mean over this replica's images) applied as a mean over the global batch.
+
+    The backward pass starts from weight / replicas instead of 1 (gradients are summed over replicas;
+    weight 0 during the L1 warm-up stops the discriminator);
+    under fp16 also from the loss scale, and the LossScaleOptimizer unscales (and skips steps whose
+    gradients overflowed).
+    """
+    upstream = ops.cast(weight, loss.dtype) / _replicas()
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        upstream = ops.cast(optimizer.scale_loss(upstream), loss.dtype)
+    grads = tape.gradient(loss, variables, output_gradients=upstream)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+def _iterations(optimizer):
+    return optimizer.inner_optimizer.iterations if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) \
+        else optimizer.iterations
 
 
 class _Colorizer(keras.Model):
@@ -77,7 +106,12 @@ class _Colorizer(keras.Model):
 
 
 class Pix2Pix(_Colorizer):
-    """U-Net generator + PatchGAN discriminator; adds only compile and train_step."""
+    """U-Net generator + PatchGAN discriminator; adds only compile and train_step.
+
+    The adversarial loss is one of losses.GAN_LOSSES; the discriminator is updated `critic_steps`
+    times per generator update, and not at all during the first `warmup_steps` generator steps, when
+    the generator trains on L1 alone.
+    """
 
     loss_names = LOSS_NAMES
 
@@ -85,27 +119,50 @@ class Pix2Pix(_Colorizer):
         super().__init__(generator, **kwargs)
         self.discriminator = discriminator
 
-    def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, **kwargs):
+    def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, gan_loss: str = "vanilla",
+                gp_weight: float = 10.0, critic_steps: int = 1, label_smoothing: float = 0.0,
+                warmup_steps: int = 0, **kwargs):
         super().compile(g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
-        self.lambda_l1 = lambda_l1
+        self.lambda_l1, self.gan_loss, self.gp_weight = lambda_l1, gan_loss, gp_weight
+        self.critic_steps, self.label_smoothing, self.warmup_steps = critic_steps, label_smoothing, warmup_steps
 
-    def losses_for(self, gray, target, training):
+    def _adversary_weight(self):
+        """0.0 during the L1-only warm-up, 1.0 after (read from the step count, so resumes agree)."""
+        return ops.cast(_iterations(self.g_optimizer) >= self.warmup_steps, "float32")
+
+    def _critic_loss(self, gray, target, fake, real_logits, fake_logits, training):
+        d = discriminator_loss(real_logits, fake_logits, self.gan_loss, self.label_smoothing)
+        if self.gan_loss == "wgan-gp" and training:
+            d = d + self.gp_weight * gradient_penalty(self.discriminator, gray, target, fake)
+        return d
+
+    def losses_for(self, gray, target, training, adversary_weight=1.0):
         fake = self.generator(gray, training=training)
         real_logits = self.discriminator([gray, target], training=training)
         fake_logits = self.discriminator([gray, fake], training=training)
-        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, self.lambda_l1)
-        d = discriminator_loss(real_logits, fake_logits)
+        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, self.lambda_l1, self.gan_loss,
+                                              adversary_weight)
+        d = self._critic_loss(gray, target, fake, real_logits, fake_logits, training)
         return {"g_total": g_total, "g_gan": g_gan, "g_l1": g_l1, "d": d}
 
     def train_step(self, data):
         gray, target = data
-        # One forward pass serves both updates, as in the pix2pix tutorial.
+        weight = self._adversary_weight()
+        d_vars = self.discriminator.trainable_variables
+        for _ in range(self.critic_steps - 1):  # extra critic updates on the same batch (as keras-io WGAN-GP)
+            with tf.GradientTape() as tape:
+                fake = self.generator(gray, training=True)
+                real_logits = self.discriminator([gray, target], training=True)
+                fake_logits = self.discriminator([gray, fake], training=True)
+                d = self._critic_loss(gray, target, fake, real_logits, fake_logits, True)
+            _apply(self.d_optimizer, tape, d, d_vars, weight)
+        # One forward pass serves both updates, as in the pix2pix tutorial. During warm-up the
+        # discriminator's gradient is zero, which leaves Adam's weights (and zero moments) unchanged.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            losses = self.losses_for(gray, target, training=True)
-        g_vars, d_vars = self.generator.trainable_variables, self.discriminator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(losses["g_total"], g_vars), g_vars))
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(losses["d"], d_vars), d_vars))
+            losses = self.losses_for(gray, target, training=True, adversary_weight=weight)
+        _apply(self.g_optimizer, g_tape, losses["g_total"], self.generator.trainable_variables)
+        _apply(self.d_optimizer, d_tape, losses["d"], d_vars, weight)
         return self._report(losses)
 
 
@@ -125,7 +182,7 @@ class Regressor(_Colorizer):
         fake = self.generator(gray, training=training)
         l1 = l1_loss(target, fake)
         if self.pixel_loss == "mse":
-            total = keras.ops.mean(keras.ops.square(keras.ops.cast(target, "float32") - fake))
+            total = ops.mean(ops.square(ops.cast(target, "float32") - fake))
         else:
             total = l1
         return {"g_total": total, "g_l1": l1}
@@ -134,59 +191,114 @@ class Regressor(_Colorizer):
         gray, target = data
         with tf.GradientTape() as tape:
             losses = self.losses_for(gray, target, training=True)
-        g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(losses["g_total"], g_vars), g_vars))
+        _apply(self.g_optimizer, tape, losses["g_total"], self.generator.trainable_variables)
         return self._report(losses)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """none: the default (one device); mirrored: every local GPU, else every logical CPU device;
+    multiworker: MultiWorkerMirroredStrategy, configured by the TF_CONFIG environment variable."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ColorganError(f"--strategy: {name!r} is not one of none, mirrored, multiworker")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory (the chief, or worker 0 without a chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and \
+        "chief" not in resolver.cluster_spec().as_dict()
 
 
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
     """Generator (and discriminator, for pix2pix) of a resolved config, under its precision policy."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[cfg.precision])
+    # Several replicas normalise a global batch as one device would only if BatchNorm syncs them.
+    sync = cfg.strategy != "none"
     try:
         out = target_channels(cfg.color_space)
         if cfg.model == "autoencoder":
-            generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections)
+            generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections,
+                                    norm=cfg.norm, synchronized=sync)
         else:
-            generator = Generator(cfg.image_size, 1, out, cfg.base_filters)
-        discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters) if cfg.model == "pix2pix" else None
+            generator = Generator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.norm, dropout=cfg.g_dropout,
+                                  synchronized=sync)
+        if not tf.config.list_logical_devices("GPU"):
+            use_matmul_for_small_inputs(generator)  # oneDNN is slow on the innermost maps (fastconv.py)
+        discriminator = None
+        if cfg.model == "pix2pix":
+            discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.d_norm,
+                                          spectral_norm=cfg.spectral_norm, dropout=cfg.d_dropout, synchronized=sync)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return generator, discriminator
 
 
-def build_trainer(cfg: Config) -> Pix2Pix | Regressor:
-    """The compiled training model for cfg.model, optimizer slots built (so restores are complete)."""
-    generator, discriminator = build_models(cfg)
-    adam = lambda: keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1)  # noqa: E731
-    if discriminator is None:
-        model = Regressor(generator)
-        model.compile(g_optimizer=adam(), loss=cfg.loss)
-    else:
-        model = Pix2Pix(generator, discriminator)
-        model.compile(g_optimizer=adam(), d_optimizer=adam(), lambda_l1=cfg.lambda_l1)
-        model.d_optimizer.build(discriminator.trainable_variables)
-    model.g_optimizer.build(generator.trainable_variables)
+def make_optimizer(cfg: Config, lr: float, steps_per_epoch: int | None, updates_per_step: int = 1):
+    """FusedAdam at `lr` (or a schedule of it), clipped if asked, loss-scaled under fp16."""
+    if cfg.lr_schedule != "constant":
+        if not steps_per_epoch:
+            raise ValueError("a learning-rate schedule needs steps_per_epoch")
+        lr = EpochSchedule(lr, steps_per_epoch * updates_per_step, cfg.epochs, cfg.lr_schedule, cfg.decay_epochs)
+    optimizer = FusedAdam(lr, beta_1=cfg.beta1, global_clipnorm=cfg.clip_norm or None)
+    if cfg.precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
+                  strategy: tf.distribute.Strategy | None = None) -> Pix2Pix | Regressor:
+    """The compiled training model for cfg.model, optimizer slots built (so restores are complete).
+
+    steps_per_epoch places learning-rate schedules and the L1 warm-up; the models and optimizers
+    are created under `strategy` (default: one device).
+    """
+    with (strategy or tf.distribute.get_strategy()).scope():
+        generator, discriminator = build_models(cfg)
+        jit = cfg.xla == "on"
+        if discriminator is None:
+            model = Regressor(generator)
+            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch), loss=cfg.loss, jit_compile=jit)
+        else:
+            model = Pix2Pix(generator, discriminator)
+            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch),
+                          d_optimizer=make_optimizer(cfg, cfg.d_lr or cfg.lr, steps_per_epoch, cfg.critic_steps),
+                          lambda_l1=cfg.lambda_l1, gan_loss=cfg.gan_loss, gp_weight=cfg.gp_weight,
+                          critic_steps=cfg.critic_steps, label_smoothing=cfg.label_smoothing,
+                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0), jit_compile=jit)
+            model.d_optimizer.build(discriminator.trainable_variables)
+        model.g_optimizer.build(generator.trainable_variables)
     return model
-
-
 
 
 # ---- run directory --------------------------------------------------------------------------
 class TrainingState:
     """The models, their optimizers and the number of completed epochs, in one tf.train.Checkpoint."""
 
-    def __init__(self, model: Pix2Pix | Regressor, directory: str | os.PathLike):
+    def __init__(self, model: Pix2Pix | Regressor, directory: str | os.PathLike,
+                 restore_from: str | os.PathLike | None = None):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         parts = dict(generator=model.generator, g_optimizer=model.g_optimizer, epoch=self.epoch)
         if model.discriminator is not None:
             parts.update(discriminator=model.discriminator, d_optimizer=model.d_optimizer)
         self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
+        self.restore_from = str(restore_from or directory)
 
     def restore(self) -> int:
         """Restore the latest checkpoint if there is one; returns the completed epochs."""
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.restore_from)
         if latest:
             try:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -321,9 +433,18 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) ->
         log.warning("only %d training images for batch size %d", len(source.train), cfg.batch_size)
 
     keras.utils.set_random_seed(cfg.seed)
-    model = build_trainer(cfg)
-    state = TrainingState(model, run_dir / "state")
+    strategy = make_strategy(cfg.strategy)
+    if strategy.num_replicas_in_sync > 1:
+        log.info("training on %d replicas (%s), global batch %d", strategy.num_replicas_in_sync,
+                 type(strategy).__name__, cfg.batch_size)
+    steps_per_epoch = cfg.steps_per_epoch or steps_per_pass(len(source.train), cfg.batch_size)
+    model = build_trainer(cfg, steps_per_epoch, strategy)
+    # Workers other than the chief write to a scratch directory (multi-worker checkpointing needs
+    # every worker to save, but only one copy is kept).
+    write_dir = run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="colorgan-worker-"))
+    state = TrainingState(model, write_dir / "state", restore_from=run_dir / "state")
     initial_epoch = state.restore()
+    run_dir = write_dir
     truncate_history(run_dir / "history.csv", initial_epoch)
     cfg.save(run_dir / "config.json")
     if initial_epoch >= cfg.epochs:
@@ -344,7 +465,7 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) ->
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
     try:
         model.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=cfg.steps_per_epoch or steps_per_pass(len(source.train), cfg.batch_size),
+                  steps_per_epoch=steps_per_epoch,
                   validation_data=val_ds,
                   validation_steps=cfg.val_steps or eval_steps(len(source.val), cfg.batch_size),
                   callbacks=[recorder], verbose=verbose, shuffle=False)  # the pipeline shuffles
