@@ -5,13 +5,17 @@ Each loss is a mean over the images the caller sees; under tf.distribute the tra
 """
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 from keras import ops
 
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
 
-_bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def _bce(target, logits):
+    """Mean binary cross-entropy on logits. (Not keras.losses.BinaryCrossentropy: under tf.distribute
+    that already divides by the replica count, and the train step does so for every loss.)"""
+    return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
 
 
 def _f32(x):

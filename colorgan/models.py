@@ -19,7 +19,7 @@ MAX_FILTERS_MULT = 8  # channels grow 64, 128, 256, 512 and stay at 512
 # initial values for the first few hundred steps, so early validation losses would mean nothing.
 BN_MOMENTUM = 0.9
 NORMS = ("batch", "instance", "group", "none")
-GROUPS = 32  # group normalisation's groups (fewer when a layer has fewer channels)
+GROUPS = 32  # group normalisation's groups, fewer where that would leave under 4 channels a group
 
 
 def _init():
@@ -43,7 +43,7 @@ def normalization(norm: str, filters: int, synchronized: bool = False, name: str
     if norm == "instance":
         return layers.GroupNormalization(groups=-1, name=name)
     if norm == "group":
-        return layers.GroupNormalization(groups=math.gcd(GROUPS, filters), name=name)
+        return layers.GroupNormalization(groups=math.gcd(GROUPS, max(1, filters // 4)), name=name)
     if norm == "none":
         return None
     raise ValueError(f"normalisation {norm!r} is not one of {', '.join(NORMS)}")
@@ -61,8 +61,9 @@ def downsample(filters: int, apply_norm: bool = True, name: str | None = None, n
                spectral: bool = False, dropout: float = 0.0, synchronized: bool = False) -> keras.Sequential:
     """Conv 4x4 stride 2 -> norm -> Dropout? -> LeakyReLU(0.2): halves height and width."""
     norm_layer = normalization(norm, filters, synchronized) if apply_norm else None
-    # A convolution feeding a normalisation needs no bias: the norm's offset replaces it.
-    block = [_conv(filters, 2, bias=norm_layer is None, spectral=spectral)]
+    # A convolution feeding a normalisation needs no bias (the norm's offset replaces it); the first
+    # level has none either way, as in pix2pix.
+    block = [_conv(filters, 2, bias=norm == "none", spectral=spectral)]
     if norm_layer is not None:
         block.append(norm_layer)
     if dropout:
