@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +90,13 @@ class _Colorizer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a distribution strategy Keras 3 builds the model here from the first batch reduced
+        # over replicas, which fails with MultiWorkerMirroredStrategy (keras-team/keras#20585).
+        # build_trainer has already built both networks and their optimizers, and the losses are
+        # our own trackers, so there is nothing left to build (without a strategy Keras skips it too).
+        return
+
     def call(self, gray, training=False):
         return self.generator(gray, training=training)
 
@@ -98,7 +106,11 @@ class _Colorizer(keras.Model):
     def _report(self, losses):
         for name, value in losses.items():
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        results = {name: t.result() for name, t in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces each worker's logs with reduce("MEAN", axis=0), which needs an axis.
+            results = {name: ops.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def test_step(self, data):
         gray, target = data
@@ -407,11 +419,17 @@ def load_run_config(run_dir: str | os.PathLike) -> Config:
 
 def train(cfg: Config, verbose: int | None = None) -> Path:
     """Train a new run; returns its directory (checkpoints/<run-name>/)."""
+    if cfg.strategy == "multiworker" and not cfg.run_name:
+        raise ColorganError("--run-name: needed with --strategy multiworker, so that every worker names the "
+                            "same run directory")
+    strategy = make_strategy(cfg.strategy)  # first: multi-worker set-up must precede any TensorFlow work
     source = find_source(cfg)
     cfg = cfg.resolved(source.default_image_size)
     if not cfg.run_name:
         cfg = dataclasses.replace(cfg, run_name=default_run_name(source))
-    return _fit(cfg, source, prepare_run_dir(cfg, None), verbose)
+    # Only the chief checks and creates the run directory; the other workers write elsewhere.
+    run_dir = prepare_run_dir(cfg, None) if is_chief(strategy) else Path(cfg.checkpoint_dir) / cfg.run_name
+    return _fit(cfg, source, run_dir, verbose, strategy)
 
 
 def resume(run_dir: str | os.PathLike, epochs: int | None = None, verbose: int | None = None) -> Path:
@@ -421,11 +439,13 @@ def resume(run_dir: str | os.PathLike, epochs: int | None = None, verbose: int |
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=epochs)
         cfg.validate()
+    strategy = make_strategy(cfg.strategy)
     source = find_source(cfg)
-    return _fit(cfg, source, prepare_run_dir(cfg, run_dir), verbose)
+    return _fit(cfg, source, prepare_run_dir(cfg, run_dir), verbose, strategy)
 
 
-def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) -> Path:
+def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None,
+         strategy: tf.distribute.Strategy) -> Path:
     log.info("data: %s", source.description)
     log.info("%d training images, %d validation images, %d px, %s, batch %d",
              len(source.train), len(source.val), cfg.image_size, cfg.color_space, cfg.batch_size)
@@ -433,7 +453,6 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) ->
         log.warning("only %d training images for batch size %d", len(source.train), cfg.batch_size)
 
     keras.utils.set_random_seed(cfg.seed)
-    strategy = make_strategy(cfg.strategy)
     if strategy.num_replicas_in_sync > 1:
         log.info("training on %d replicas (%s), global batch %d", strategy.num_replicas_in_sync,
                  type(strategy).__name__, cfg.batch_size)
@@ -441,7 +460,18 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None) ->
     model = build_trainer(cfg, steps_per_epoch, strategy)
     # Workers other than the chief write to a scratch directory (multi-worker checkpointing needs
     # every worker to save, but only one copy is kept).
-    write_dir = run_dir if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="colorgan-worker-"))
+    if is_chief(strategy):
+        return _fit_into(cfg, source, run_dir, run_dir, verbose, model, steps_per_epoch)
+    scratch = Path(tempfile.mkdtemp(prefix="colorgan-worker-"))
+    try:
+        _fit_into(cfg, source, run_dir, scratch, verbose, model, steps_per_epoch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return run_dir
+
+
+def _fit_into(cfg: Config, source: DataSource, run_dir: Path, write_dir: Path, verbose: int | None,
+              model, steps_per_epoch: int) -> Path:
     state = TrainingState(model, write_dir / "state", restore_from=run_dir / "state")
     initial_epoch = state.restore()
     run_dir = write_dir

@@ -324,3 +324,33 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
         assert r["moved"] > 1e-3, (optimizer, r)  # training changed the weights
     assert result["sgd"]["max_diff"] < 1e-5, result
     assert result["adam"]["max_diff"] < 1e-4, result
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_multiworker_strategy_trains_with_two_local_workers(tmp_path):
+    workers = [f"localhost:{_free_port()}" for _ in range(2)]
+    cmd = [sys.executable, str(ROOT / "train.py"), "--image-size", "16", "--base-filters", "4", "--epochs", "2",
+           "--steps-per-epoch", "2", "--val-steps", "1", "--precision", "fp32", "--num-samples", "2",
+           "--strategy", "multiworker", "--checkpoint-dir", str(tmp_path / "runs"), "--run-name", "mw"]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        env = dict(__import__("os").environ, TF_CONFIG=tf_config, TMPDIR=str(tmp_path))
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
+    run = tmp_path / "runs" / "mw"
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and (run / "generator.keras").exists()  # header + 2 epochs, written by the chief
+    assert not list(tmp_path.glob("colorgan-worker-*"))  # the other worker's scratch copy is gone
+    # both workers logged the same (all-reduced) losses
+    last = [[line for line in out.splitlines() if line.startswith("2/2")][-1].split(" - ", 3)[-1] for out in outputs]
+    assert last[0] == last[1]
+    bad = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--run-name" in bad.stderr
