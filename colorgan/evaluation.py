@@ -230,8 +230,8 @@ def save_loss_curves(path: Path, run_dirs) -> None:
         log.warning("no history to plot")
         return
     losses = [l for l in ("g_total", "g_gan", "g_l1", "d") if l in set(frame["loss"])]
-    titles = {"g_total": "generator total", "g_gan": "generator adversarial (BCE)", "g_l1": "generator L1 (ab/110)",
-              "d": "discriminator (BCE real + fake)"}
+    titles = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)", "g_l1": "generator L1 (ab/110)",
+              "d": "discriminator (real + fake)"}
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(1, len(losses), figsize=(4.2 * len(losses), 3.6), squeeze=False)
     several = frame["run"].nunique() > 1
