@@ -17,8 +17,10 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -493,6 +495,7 @@ def _fit_into(cfg: Config, source: DataSource, run_dir: Path, write_dir: Path, v
     recorder = RunRecorder(run_dir, cfg, state, sample_inputs, sample_targets)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
+    previous_handler = _sigterm_as_interrupt()
     try:
         model.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch,
@@ -501,10 +504,28 @@ def _fit_into(cfg: Config, source: DataSource, run_dir: Path, write_dir: Path, v
                   callbacks=[recorder], verbose=verbose, shuffle=False)  # the pipeline shuffles
     except KeyboardInterrupt:
         done = int(state.epoch.numpy())
-        log.warning("interrupted; %d epochs are saved in %s. Continue with: python train.py --resume %s",
-                    done, run_dir, run_dir)
+        log.warning("interrupted; %d epochs are saved in %s (the epoch in progress is not). Continue with: "
+                    "python train.py --resume %s", done, run_dir, run_dir)
         raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     return run_dir
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (kill, a scheduler's stop) stop training the way Ctrl-C does; returns the old handler.
+
+    Checkpoints are only ever the last completed epoch, written whole then renamed, so stopping at
+    any moment keeps them intact. Only the main thread can set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def load_generator(run_dir: str | os.PathLike) -> keras.Model:
