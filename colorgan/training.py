@@ -356,6 +356,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.run_dir, self.cfg, self.state = run_dir, cfg, state
         self.sample_inputs, self.sample_targets = sample_inputs, sample_targets
         self._epoch_start = time.perf_counter()
+        self.diverged_at = 0  # the epoch whose losses were not finite, if any
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -366,6 +367,7 @@ class RunRecorder(keras.callbacks.Callback):
         losses = [float(v) for k, v in logs.items() if k in HISTORY_COLUMNS]
         if not all(math.isfinite(v) for v in losses):
             self.model.stop_training = True
+            self.diverged_at = done
             log.error("epoch %d: loss is not finite (%s); stopping, the last good checkpoint is kept",
                       done, ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items()))
             return
@@ -510,6 +512,11 @@ def _fit_into(cfg: Config, source: DataSource, run_dir: Path, write_dir: Path, v
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
+    if recorder.diverged_at:
+        kept = int(state.epoch.numpy())
+        raise ColorganError(f"training diverged in epoch {recorder.diverged_at} (a loss is not finite); "
+                            f"{run_dir} keeps epoch {kept}" + (" (none completed)" if not kept else "") +
+                            "; try a lower --lr or --clip-norm")
     return run_dir
 
 

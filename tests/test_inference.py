@@ -131,12 +131,17 @@ def test_saved_model_matches_colorizer_in_a_clean_process(colorizer, tmp_path):
             f"x = np.load({str(tmp_path / 'in.npy')!r})\n"
             f"np.save({str(tmp_path / 'out.npy')!r}, f(images=tf.constant(x))['colorized'].numpy())\n"
             "try:\n    f(images=tf.zeros((1, 8, 8, 2), tf.uint8))\n    print('accepted 2 channels')\n"
-            "except tf.errors.InvalidArgumentError:\n    print('rejected 2 channels')\n")
+            "except tf.errors.InvalidArgumentError:\n    print('rejected 2 channels')\n"
+            "for name, bad in (('float32', tf.zeros((1, 8, 8, 3), tf.float32)), ('rank 3', tf.zeros((8, 8, 3), tf.uint8))):\n"
+            "    try:\n        f(images=bad)\n        print('accepted', name)\n"
+            "    except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:\n"
+            "        print('rejected', name, '|', str(e).splitlines()[0][:300])\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "rejected 2 channels" in out.stdout
+    assert "rejected float32" in out.stdout and "rejected rank 3" in out.stdout, out.stdout
     served = np.load(tmp_path / "out.npy")
     expected = np.stack([colorizer.colorize(im) for im in images])
     assert served.shape == expected.shape == (2, 45, 70, 3)

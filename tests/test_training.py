@@ -226,3 +226,28 @@ def test_sigterm_stops_cleanly_keeping_the_last_epoch_and_resume_goes_on(tmp_pat
                           str(epochs_saved + 1)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == list(range(1, epochs_saved + 2))
+
+
+def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(tmp_path):
+    base = ["--data", str(SAMPLE), "--image-size", "16", "--base-filters", "4", "--batch-size", "8",
+            "--steps-per-epoch", "3", "--val-steps", "1", "--num-samples", "2", "--precision", "fp32",
+            "--checkpoint-dir", str(tmp_path), "--run-name", "nan", "--lr-schedule", "cosine"]
+    good = subprocess.run([sys.executable, str(ROOT / "train.py"), *base, "--epochs", "1"], capture_output=True,
+                          text=True, timeout=600)
+    assert good.returncode == 0, good.stderr[-2000:]
+    run = tmp_path / "nan"
+    before = keras.models.load_model(run / "generator.keras", compile=False).get_weights()
+    config = json.loads((run / "config.json").read_text())
+    # A learning rate that blows the weights up (BatchNorm variances overflow). Under a schedule, because
+    # a constant rate is a variable of the optimizer, which the checkpoint would restore.
+    config["lr"] = 1e30
+    (run / "config.json").write_text(json.dumps(config))
+    bad = subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", str(run), "--epochs", "3"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    last = bad.stderr.strip().splitlines()[-1]
+    assert "diverged in epoch 2" in last and "keeps epoch 1" in last and "Traceback" not in bad.stderr
+    assert tf.train.latest_checkpoint(str(run / "state")).endswith("ckpt-1")
+    assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
+    after = keras.models.load_model(run / "generator.keras", compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))  # not overwritten with broken weights
