@@ -1,8 +1,8 @@
 """Training and inference throughput of the pix2pix step, and (optionally) of a peer measured in the same run.
 
     python -m colorgan.bench --image-size 32 --batch-size 64 --steps 10 --precision fp32 --json
-    python -m colorgan.bench ... --peer ../shared/bench/peer_torch.py --peer-python /tmp/torchenv/bin/python
-    python -m colorgan.bench --pipeline --data ../shared/data/cifar10 --classes horse --steps 40
+    python -m colorgan.bench ... --peer /path/to/peer_torch.py --peer-python /path/to/torch/env/bin/python
+    python -m colorgan.bench --pipeline --data /path/to/cifar10 --classes horse --steps 70
 
 The train step is the one `fit` runs (model.make_train_function, random data in [-1, 1] like the peer's),
 timed over --steps after --warmup steps. --peer runs a peer script (same flags, its own Python) right
@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--xla", choices=SWITCHES, default="auto", help="jit_compile the step (default: auto)")
     p.add_argument("--base-filters", type=int, default=64, help="U-Net width (default: 64, the peer's)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (default: all cores)")
-    p.add_argument("--peer", metavar="SCRIPT", help="a peer benchmark to run with the same flags, e.g. "
-                                                      "../shared/bench/peer_torch.py")
+    p.add_argument("--peer", metavar="SCRIPT", help="a peer benchmark to run with the same flags (it must print "
+                                                      "one JSON line with train_images_per_s)")
     p.add_argument("--peer-precision", choices=("fp32", "bf16"),
                    help="run the peer at this precision instead of --precision (e.g. bf16 here vs fp32 there)")
     p.add_argument("--peer-python", metavar="PYTHON", default=sys.executable,

@@ -166,10 +166,7 @@ class Pix2Pix(_Colorizer):
         d_vars = self.discriminator.trainable_variables
         for _ in range(self.critic_steps - 1):  # extra critic updates on the same batch (as keras-io WGAN-GP)
             with tf.GradientTape() as tape:
-                fake = self.generator(gray, training=True)
-                real_logits = self.discriminator([gray, target], training=True)
-                fake_logits = self.discriminator([gray, fake], training=True)
-                d = self._critic_loss(gray, target, fake, real_logits, fake_logits, True)
+                d = self.losses_for(gray, target, training=True)["d"]
             _apply(self.d_optimizer, tape, d, d_vars, weight)
         # One forward pass serves both updates, as in the pix2pix tutorial. During warm-up the
         # discriminator's gradient is zero, which leaves Adam's weights (and zero moments) unchanged.
