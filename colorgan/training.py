@@ -313,7 +313,7 @@ class TrainingState:
         if latest:
             try:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as e:
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:  # truncated files: IndexError
                 raise ColorganError(f"{latest}: training state does not match this config or is damaged "
                                     f"({type(e).__name__})") from None
         return int(self.epoch.numpy())

@@ -251,3 +251,30 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(tmp_p
     assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
     after = keras.models.load_model(run / "generator.keras", compile=False).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # not overwritten with broken weights
+
+
+def test_damaged_runs_and_unwritable_places_give_one_line_errors(tmp_path):
+    def one_line_error(out, message):
+        lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith(("E0000", "W0000"))]
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert message in lines[-1], lines[-1]
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "config.json").write_text("{not json")
+    one_line_error(run_cli("--resume", str(garbage)), "not a readable config")
+    (garbage / "config.json").write_text(json.dumps({"lr": 1e-3, "colour": "yes"}))
+    one_line_error(run_cli("--resume", str(garbage)), "unknown config keys: colour")
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    one_line_error(run_cli("--data", str(SAMPLE), "--checkpoint-dir", str(a_file / "runs"), "--epochs", "1"),
+                   "cannot write there")
+
+    good = run_cli("--data", str(SAMPLE), "--image-size", "16", "--base-filters", "4", "--batch-size", "8",
+                   "--epochs", "1", "--steps-per-epoch", "1", "--val-steps", "1", "--num-samples", "1",
+                   "--precision", "fp32", "--checkpoint-dir", str(tmp_path), "--run-name", "r")
+    assert good.returncode == 0, good.stderr[-2000:]
+    for data in (tmp_path / "r" / "state").glob("ckpt-1.data-*"):
+        data.write_bytes(data.read_bytes()[:100])  # truncated, as a full disk would leave it
+    one_line_error(run_cli("--resume", str(tmp_path / "r"), "--epochs", "2"), "damaged")
