@@ -471,11 +471,11 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None,
     return run_dir
 
 
-def _fit_into(cfg: Config, source: DataSource, run_dir: Path, write_dir: Path, verbose: int | None,
+def _fit_into(cfg: Config, source: DataSource, restore_dir: Path, run_dir: Path, verbose: int | None,
               model, steps_per_epoch: int) -> Path:
-    state = TrainingState(model, write_dir / "state", restore_from=run_dir / "state")
+    """Train from restore_dir's last checkpoint, writing the run to run_dir (the same, except on non-chiefs)."""
+    state = TrainingState(model, run_dir / "state", restore_from=restore_dir / "state")
     initial_epoch = state.restore()
-    run_dir = write_dir
     truncate_history(run_dir / "history.csv", initial_epoch)
     cfg.save(run_dir / "config.json")
     if initial_epoch >= cfg.epochs:
