@@ -150,6 +150,9 @@ class Config:
             bad("skip_connections", f"only applies to --model autoencoder (the {self.model} U-Net always has them)")
         if self.loss != "l1" and self.model == "pix2pix":
             bad("loss", "pix2pix trains with --gan-loss + lambda * L1; --loss applies to unet-l1 and autoencoder")
+        for name in ("data", "checkpoint_dir"):
+            if not getattr(self, name).strip():
+                bad(name, "must not be empty")
         if self.run_name and (os.sep in self.run_name or self.run_name in (".", "..")):
             bad("run_name", f"{self.run_name!r} must be a plain name, not a path")
 

@@ -23,12 +23,14 @@ import tensorflow as tf
 from .color import rgb_to_gray, to_model_io
 from .config import Config
 from .errors import ColorganError
+from .files import READABLE, ImageInfo, inspect_image, read_rgb
 
 log = logging.getLogger("colorgan")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS = READABLE
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+SCAN_THREADS = 8  # Pillow releases the GIL while decoding
+SHOW_SKIPPED = 10  # warnings printed one per file; the rest are counted (all in the run's skipped.txt)
 # Decoded training sets below this size are cached in memory (uint8 at the training size).
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3
 JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
@@ -41,6 +43,7 @@ class ImageSet:
     color: list[str] = field(default_factory=list)
     gray: list[str] | None = None
     array: np.ndarray | None = None  # uint8 [N, H, W, 3], e.g. from keras.datasets
+    plain: list[bool] | None = None  # per file (pair): TensorFlow can decode it; else Pillow (None: Pillow)
 
     def __len__(self):
         return len(self.array) if self.array is not None else len(self.color)
@@ -53,6 +56,7 @@ class DataSource:
     train: ImageSet
     val: ImageSet
     default_image_size: int
+    skipped: list[str] = field(default_factory=list)  # "path: reason", one per file left out
 
 
 # ---- finding files --------------------------------------------------------------------------------
@@ -64,31 +68,53 @@ def resolve_data_path(name: str) -> Path | None:
     return None
 
 
-def looks_like_image(path: Path) -> bool:
-    """Cheap check of the file signature, so empty or mislabelled files are skipped up front."""
+def image_files(folder: Path) -> list[Path]:
+    """Files under folder (recursive, sorted) named like images; hidden files are left out.
+
+    Broken links and unreadable files are listed too, so the scan can name them.
+    """
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and not p.is_dir())
+
+
+def _inspect(path: Path) -> ImageInfo | str:
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return any(head.startswith(m) for m in _MAGIC)
+        return inspect_image(path)
+    except ColorganError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001  (a scan of files from anywhere must not stop at the first oddity)
+        return f"{path}: cannot decode ({type(e).__name__}: {e})"
 
 
-def _warn_list(what: str, paths: list, limit: int = 5) -> None:
-    if paths:
-        shown = ", ".join(str(p) for p in paths[:limit]) + (", ..." if len(paths) > limit else "")
-        log.warning("%d %s skipped: %s", len(paths), what, shown)
+def scan_images(paths: list[Path], desc: str = "checking images") -> tuple[dict[Path, ImageInfo], list[str]]:
+    """Decode every file once, in threads, with a progress bar on terminals for big folders.
+
+    Returns the readable ones with their size and whether they have colour, and 'path: reason'
+    for the others, so a bad file is reported before training instead of failing inside tf.data.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(SCAN_THREADS) as pool:
+        results = list(tqdm(pool.map(_inspect, paths), total=len(paths), desc=desc, unit="file",
+                            disable=True if len(paths) < 2000 else None, leave=False))
+    good = {p: r for p, r in zip(paths, results) if isinstance(r, ImageInfo)}
+    return good, [r for r in results if isinstance(r, str)]
+
+
+def report_skipped(skipped: list[str]) -> None:
+    for reason in skipped[:SHOW_SKIPPED]:
+        log.warning("skipped %s", reason)
+    if len(skipped) > SHOW_SKIPPED:
+        log.warning("... and %d more skipped files", len(skipped) - SHOW_SKIPPED)
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under folder (recursive, sorted); unreadable or non-image files are warned about."""
-    files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith("."))
-    good = [p for p in files if looks_like_image(p)]
-    if len(good) < len(files):
-        kept = set(good)
-        _warn_list("files that are not readable JPEG/PNG/BMP images", [p for p in files if p not in kept])
-    return good
+    """Readable colour images under folder; the others are warned about with their reason."""
+    skipped: list[str] = []
+    files = colour_images(folder, [], skipped).color
+    report_skipped(skipped)
+    return [Path(p) for p in files]
 
 
 def class_folders(folder: Path, classes: list[str]) -> list[Path]:
@@ -104,19 +130,54 @@ def class_folders(folder: Path, classes: list[str]) -> list[Path]:
     return [folder / c for c in classes]
 
 
-def colour_images(folder: Path, classes: list[str]) -> ImageSet:
-    files = [p for sub in class_folders(folder, classes) for p in list_images(sub)]
-    return ImageSet(color=[str(p) for p in files])
+def colour_images(folder: Path, classes: list[str], skipped: list[str], keep_gray: bool = False) -> ImageSet:
+    """The files under folder (or its class subfolders) that decode and (unless keep_gray) have colour;
+    the others are appended to skipped with their reason."""
+    files = [p for sub in class_folders(folder, classes) for p in image_files(sub)]
+    good, bad = scan_images(files)
+    skipped += bad
+    if not keep_gray:
+        skipped += [f"{p}: grayscale (no colour to learn from)" for p, info in good.items() if info.gray]
+    kept = [p for p in files if p in good and (keep_gray or not good[p].gray)]
+    return ImageSet(color=[str(p) for p in kept], plain=[good[p].plain for p in kept])
 
 
-def paired_images(folder: Path) -> ImageSet:
-    """color/X.* paired with gray/X.* by file stem; unpaired files are named in a warning."""
-    color = {p.relative_to(folder / "color").with_suffix(""): p for p in list_images(folder / "color")}
-    gray = {p.relative_to(folder / "gray").with_suffix(""): p for p in list_images(folder / "gray")}
+def _same_shape(a: ImageInfo, b: ImageInfo) -> bool:
+    """Same aspect ratio within 2% (a gray copy saved at another resolution is still a pair)."""
+    return abs(a.width * b.height - b.width * a.height) <= 0.02 * a.width * b.height
+
+
+def paired_images(folder: Path, skipped: list[str] | None = None, keep_gray: bool = False) -> ImageSet:
+    """color/X.* paired with gray/X.* by file stem; unpaired, unreadable and mismatched pairs are skipped.
+
+    The reasons are appended to `skipped`, or warned about when it is not given.
+    """
+    if skipped is None:
+        skipped = []
+        images = paired_images(folder, skipped, keep_gray)
+        report_skipped(skipped)
+        return images
+    color = {p.relative_to(folder / "color").with_suffix(""): p for p in image_files(folder / "color")}
+    gray = {p.relative_to(folder / "gray").with_suffix(""): p for p in image_files(folder / "gray")}
+    skipped += [f"{color[s]}: no gray partner in {folder / 'gray'}" for s in sorted(color.keys() - gray.keys())]
+    skipped += [f"{gray[s]}: no colour partner in {folder / 'color'}" for s in sorted(gray.keys() - color.keys())]
     stems = sorted(color.keys() & gray.keys(), key=_natural_key)
-    _warn_list("colour images without a gray partner", sorted(str(color[s]) for s in color.keys() - gray.keys()))
-    _warn_list("gray images without a colour partner", sorted(str(gray[s]) for s in gray.keys() - color.keys()))
-    return ImageSet(color=[str(color[s]) for s in stems], gray=[str(gray[s]) for s in stems])
+    good, bad = scan_images([color[s] for s in stems] + [gray[s] for s in stems])
+    skipped += bad
+    kept = []
+    for s in stems:
+        c, g = good.get(color[s]), good.get(gray[s])
+        if c is None or g is None:
+            continue  # already reported by the scan
+        if c.gray and not keep_gray:
+            skipped.append(f"{color[s]}: grayscale (no colour to learn from)")
+        elif not _same_shape(c, g):
+            skipped.append(f"{color[s]}: {c.width}x{c.height} but its gray partner is {g.width}x{g.height} "
+                           f"(a different shape, so not the same photo)")
+        else:
+            kept.append(s)
+    return ImageSet(color=[str(color[s]) for s in kept], gray=[str(gray[s]) for s in kept],
+                    plain=[good[color[s]].plain and good[gray[s]].plain for s in kept])
 
 
 def _natural_key(stem: Path):
@@ -152,8 +213,12 @@ def _cifar10_download(classes: list[str]) -> DataSource:
                       ImageSet(array=pick(x_train, y_train)), ImageSet(array=pick(x_test, y_test)), 32)
 
 
-def find_source(cfg: Config) -> DataSource:
-    """Work out what --data is and list its images, split into train and validation."""
+def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
+    """Work out what --data is and list its images, split into train and validation.
+
+    Black-and-white photos where colour is expected teach the generator nothing but to leave photos
+    gray, so they are skipped for training; evaluation keeps them (keep_gray), as the test set has them.
+    """
     path = resolve_data_path(cfg.data)
     if path is None:
         if cfg.data.strip().lower() == "cifar10":
@@ -162,43 +227,73 @@ def find_source(cfg: Config) -> DataSource:
     if not path.is_dir():
         raise ColorganError(f"--data {path}: not a folder")
     name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(cfg.classes) if cfg.classes else "")
+    skipped: list[str] = []
 
     has = {d: (path / d).is_dir() for d in ("color", "gray", "train", "test", "val")}
     if has["color"] and has["gray"]:
         if cfg.classes:
             raise ColorganError(f"--classes: {path} is a paired color/ + gray/ folder, it has no classes")
-        train, val = split_images(paired_images(path), cfg.val_split, cfg.seed)
+        train, val = split_images(paired_images(path, skipped, keep_gray), cfg.val_split, cfg.seed)
         kind = "paired color/ + gray/ folder"
     elif has["gray"]:
         raise ColorganError(f"--data {path}: has gray/ but no color/ folder to pair it with")
     elif has["train"] and (has["test"] or has["val"]):
         val_dir = path / ("test" if has["test"] else "val")
-        train, val = colour_images(path / "train", cfg.classes), colour_images(val_dir, cfg.classes)
+        train = colour_images(path / "train", cfg.classes, skipped, keep_gray)
+        val = colour_images(val_dir, cfg.classes, skipped, keep_gray)
         kind = f"colour folder with train/ and {val_dir.name}/"
     else:
         folder = path / "color" if has["color"] else path
-        train, val = split_images(colour_images(folder, cfg.classes), cfg.val_split, cfg.seed)
+        train, val = split_images(colour_images(folder, cfg.classes, skipped, keep_gray), cfg.val_split, cfg.seed)
         kind = "colour folder (gray derived)"
+    report_skipped(skipped)
     if len(train) == 0:
-        raise ColorganError(f"--data {path}: no usable training images ({', '.join(IMAGE_EXTENSIONS)})")
+        example = f" ({skipped[0]}" + (", ..." if len(skipped) > 1 else "") + ")" if skipped else ""
+        raise ColorganError(f"--data {path}: no usable training images ({', '.join(IMAGE_EXTENSIONS)}); "
+                            f"{len(skipped)} files skipped{example}")
+    log.info("%s: %d images used, %d skipped", path, len(train) + len(val), len(skipped))
     default_size = 32 if _is_tiny(train) else 256
-    return DataSource(name, f"{path} ({kind})", train, val, default_size)
+    return DataSource(name, f"{path} ({kind})", train, val, default_size, skipped)
 
 
 def _is_tiny(images: ImageSet) -> bool:
     """CIFAR-10-sized data (32x32) trains at 32 px by default; anything else at 256 px."""
     if images.array is not None:
         return images.array.shape[1] <= 32
-    data = tf.io.read_file(images.color[0])
-    shape = tf.image.extract_jpeg_shape(data) if images.color[0].lower().endswith((".jpg", ".jpeg")) else \
-        tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))
-    return int(max(shape[0], shape[1])) <= 32
+    info = inspect_image(images.color[0])
+    return max(info.width, info.height) <= 32
 
 
 # ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
-def decode_rgb(path):
-    """File path -> uint8 [H, W, 3] (gray files are replicated, alpha dropped, 16-bit reduced)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+def _read_rgb_for_tf(path, min_size) -> np.ndarray:
+    path = np.asarray(path).item()  # bytes inside tf.data, a 0-d array eagerly
+    try:
+        return read_rgb(path.decode() if isinstance(path, bytes) else str(path), int(min_size))
+    except ColorganError as e:  # changed since the scan (deleted, overwritten): named here, dropped by the pipeline
+        log.warning("skipped %s", e)
+        raise
+
+
+def decode_rgb(path, min_size: int = 0, plain=False):
+    """File path -> uint8 [H, W, 3] (upright; gray replicated, alpha over white, 16-bit reduced).
+
+    Read by Pillow, as colorize.py reads photos, so training sees them the way inference does (EXIF
+    rotation, CMYK, 16-bit, alpha, TIFF, WebP); JPEGs decode at a reduced scale >= min_size.
+    Files the scan found `plain` (a bool tensor per file) go through TensorFlow's decoders instead
+    (no Python, no GIL in the pipeline): the same pixels for PNG and BMP, within a few levels for JPEG.
+    """
+    def with_pillow():
+        return tf.numpy_function(_read_rgb_for_tf, [path, min_size], tf.uint8, stateful=False)
+
+    def with_tensorflow():
+        # TF's default JPEG decoding (its fast DCT: within a few levels of Pillow's) keeps the metrics
+        # comparable with the data's published reference figures, which were decoded this way.
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+    if isinstance(plain, bool):
+        image = with_tensorflow() if plain else with_pillow()
+    else:
+        image = tf.cond(plain, with_tensorflow, with_pillow)
     image.set_shape([None, None, 3])
     return image
 
@@ -214,12 +309,12 @@ def stack_with_gray(rgb, gray=None):
     return tf.cast(stacked, tf.uint8)
 
 
-def load_example(color_path, gray_path=None):
+def load_example(color_path, gray_path=None, min_size: int = 0, plain=False):
     """Paths -> uint8 [H, W, 4]; the gray file is resized to the colour image's size if they differ."""
-    rgb = decode_rgb(color_path)
+    rgb = decode_rgb(color_path, min_size, plain)
     if gray_path is None:
         return stack_with_gray(rgb)
-    gray = decode_rgb(gray_path)
+    gray = decode_rgb(gray_path, min_size, plain)
     gray = tf.cast(tf.image.resize(gray, tf.shape(rgb)[:2], antialias=True), tf.uint8)
     return stack_with_gray(rgb, gray)
 
@@ -256,13 +351,16 @@ def example_dataset(images: ImageSet, size: int) -> tf.data.Dataset:
     autotune = tf.data.AUTOTUNE
     if images.array is not None:
         ds = tf.data.Dataset.from_tensor_slices(images.array).map(stack_with_gray, num_parallel_calls=autotune)
-    elif images.gray is None:
-        ds = tf.data.Dataset.from_tensor_slices(images.color).map(load_example, num_parallel_calls=autotune)
     else:
-        ds = tf.data.Dataset.from_tensor_slices((images.color, images.gray)).map(
-            load_example, num_parallel_calls=autotune)
+        plain = images.plain if images.plain is not None else [False] * len(images)
+        if images.gray is None:
+            ds = tf.data.Dataset.from_tensor_slices((images.color, plain)).map(
+                lambda c, p: load_example(c, min_size=size, plain=p), num_parallel_calls=autotune)
+        else:
+            ds = tf.data.Dataset.from_tensor_slices((images.color, images.gray, plain)).map(
+                lambda c, g, p: load_example(c, g, min_size=size, plain=p), num_parallel_calls=autotune)
     ds = ds.map(lambda x: resize_example(x, size), num_parallel_calls=autotune)
-    return ds.ignore_errors(log_warning=True)
+    return ds.ignore_errors()  # files were checked by the scan; one that changed since is named and dropped
 
 
 def _maybe_cache(ds: tf.data.Dataset, n: int, size: int) -> tf.data.Dataset:
@@ -312,8 +410,8 @@ def subset(images: ImageSet, indices) -> ImageSet:
     indices = [int(i) for i in indices]
     if images.array is not None:
         return ImageSet(array=images.array[indices])
-    return ImageSet(color=[images.color[i] for i in indices],
-                    gray=None if images.gray is None else [images.gray[i] for i in indices])
+    pick = lambda values: None if values is None else [values[i] for i in indices]
+    return ImageSet(color=pick(images.color), gray=pick(images.gray), plain=pick(images.plain))
 
 
 def sample_batch(source: DataSource, cfg: Config, count: int):

@@ -66,8 +66,8 @@ def load_run(directory: str | os.PathLike) -> Run:
 
 
 def eval_images(cfg: Config) -> tuple[ImageSet, str]:
-    """The evaluation split of cfg's data: its test split, else the seeded validation split."""
-    source = find_source(cfg)
+    """The evaluation split of cfg's data: its test split, else the seeded validation split (B&W photos kept)."""
+    source = find_source(cfg, keep_gray=True)
     if not len(source.val):
         raise ColorganError(f"{source.description}: no evaluation images (--val-split is 0)")
     return source.val, source.description

@@ -11,6 +11,7 @@ so a run killed at any moment resumes from the last completed epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -33,7 +34,7 @@ from .config import Config
 from .data import DataSource, eval_dataset, eval_steps, find_source, sample_batch, steps_per_pass, train_dataset
 from .errors import ColorganError
 from .fastconv import use_matmul_for_small_inputs
-from .io_utils import atomic_save
+from .io_utils import atomic_save, atomic_write_text
 from .losses import discriminator_loss, generator_loss, gradient_penalty, l1_loss
 from .models import Autoencoder, Discriminator, Generator
 from .optimizers import EpochSchedule, FusedAdam
@@ -295,32 +296,66 @@ def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
 
 # ---- run directory --------------------------------------------------------------------------
 class TrainingState:
-    """The models, their optimizers and the number of completed epochs, in one tf.train.Checkpoint."""
+    """Models, optimizers and progress (completed epochs, steps into the next) in one tf.train.Checkpoint.
+
+    Checkpoints are numbered by the generator's optimizer step, so a save in the middle of an epoch
+    (Ctrl-C, SIGTERM) never overwrites the last completed epoch's files; the newest two are kept.
+    """
 
     def __init__(self, model: Pix2Pix | Regressor, directory: str | os.PathLike,
                  restore_from: str | os.PathLike | None = None):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # done in epoch + 1
+        self.iterations = model.g_optimizer.iterations
         parts = dict(generator=model.generator, g_optimizer=model.g_optimizer, epoch=self.epoch)
         if model.discriminator is not None:
             parts.update(discriminator=model.discriminator, d_optimizer=model.d_optimizer)
-        self.checkpoint = tf.train.Checkpoint(**parts)
+        self._parts = parts
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
         self.restore_from = str(restore_from or directory)
 
     def restore(self) -> int:
-        """Restore the latest checkpoint if there is one; returns the completed epochs."""
+        """Restore the latest checkpoint if there is one; returns the completed epochs (see .step)."""
         latest = tf.train.latest_checkpoint(self.restore_from)
         if latest:
             try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
+                saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+                # Runs saved before mid-epoch saves existed have no step: restore the rest.
+                checkpoint = self.checkpoint if "step" in saved else tf.train.Checkpoint(**self._parts)
+                checkpoint.restore(latest).assert_existing_objects_matched()
             except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:  # truncated files: IndexError
                 raise ColorganError(f"{latest}: training state does not match this config or is damaged "
                                     f"({type(e).__name__})") from None
         return int(self.epoch.numpy())
 
-    def save(self, epochs_done: int) -> None:
+    def save(self, epochs_done: int, step: int = 0) -> None:
+        """Save after `epochs_done` epochs and `step` steps of the next one."""
         self.epoch.assign(epochs_done)
-        self.manager.save(checkpoint_number=epochs_done)
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=int(self.iterations.numpy()))
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Delete what a killed save left half-written: temporary files, never the files they would replace."""
+    leftovers = [*run_dir.glob(".tmp-*"), *run_dir.glob(".*.tmp"), *(run_dir / "samples").glob(".tmp-*"),
+                 *(run_dir / "state").glob("*_temp*")]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if leftovers:
+        log.info("removed %d half-written files of an interrupted save", len(leftovers))
+
+
+def saved_progress(run_dir: str | os.PathLike) -> tuple[int, int]:
+    """(completed epochs, steps into the next) of a run's latest checkpoint; (0, 0) if it has none."""
+    latest = tf.train.latest_checkpoint(str(Path(run_dir) / "state"))
+    if not latest:
+        return 0, 0
+    reader = tf.train.load_checkpoint(latest)
+    names = {name for name, _ in tf.train.list_variables(latest)}
+    value = lambda v: int(reader.get_tensor(f"{v}/.ATTRIBUTES/VARIABLE_VALUE")) \
+        if f"{v}/.ATTRIBUTES/VARIABLE_VALUE" in names else 0
+    return value("epoch"), value("step")
 
 
 def read_history(path: Path) -> list[dict]:
@@ -474,41 +509,56 @@ def _fit(cfg: Config, source: DataSource, run_dir: Path, verbose: int | None,
 def _fit_into(cfg: Config, source: DataSource, restore_dir: Path, run_dir: Path, verbose: int | None,
               model, steps_per_epoch: int) -> Path:
     """Train from restore_dir's last checkpoint, writing the run to run_dir (the same, except on non-chiefs)."""
+    remove_partial_writes(run_dir)
     state = TrainingState(model, run_dir / "state", restore_from=restore_dir / "state")
     initial_epoch = state.restore()
+    initial_step = min(int(state.step.numpy()), steps_per_epoch - 1)  # the data may have shrunk since
     truncate_history(run_dir / "history.csv", initial_epoch)
     cfg.save(run_dir / "config.json")
+    atomic_write_text(run_dir / "skipped.txt", "".join(line + "\n" for line in source.skipped))
     if initial_epoch >= cfg.epochs:
         log.info("%s: already trained for %d of %d epochs; nothing to do (raise --epochs to go on)",
                  run_dir, initial_epoch, cfg.epochs)
         return run_dir
-    if initial_epoch:
+    if initial_step:
+        log.info("resuming %s in epoch %d of %d, after its step %d of %d", run_dir, initial_epoch + 1, cfg.epochs,
+                 initial_step, steps_per_epoch)
+    elif initial_epoch:
         log.info("resuming %s after epoch %d of %d", run_dir, initial_epoch, cfg.epochs)
     else:
         log.info("run directory: %s", run_dir)
 
-    # A resumed run starts a fresh data order (seed + epoch) instead of replaying epoch 1's.
-    train_ds = train_dataset(source.train, cfg, seed=cfg.seed + initial_epoch)
     val_ds = eval_dataset(source.val, cfg).repeat() if len(source.val) else None
     sample_inputs, sample_targets = sample_batch(source, cfg, cfg.num_samples or 1)
     recorder = RunRecorder(run_dir, cfg, state, sample_inputs, sample_targets)
+    stopper = GracefulStop(state, steps_per_epoch)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
-    previous_handler = _sigterm_as_interrupt()
-    try:
-        model.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps_per_epoch,
-                  validation_data=val_ds,
+
+    def fit(first_epoch: int, last_epoch: int, steps: int, seed: int):
+        model.fit(train_dataset(source.train, cfg, seed=seed), epochs=last_epoch, initial_epoch=first_epoch,
+                  steps_per_epoch=steps, validation_data=val_ds,
                   validation_steps=cfg.val_steps or eval_steps(len(source.val), cfg.batch_size),
-                  callbacks=[recorder], verbose=verbose, shuffle=False)  # the pipeline shuffles
-    except KeyboardInterrupt:
-        done = int(state.epoch.numpy())
-        log.warning("interrupted; %d epochs are saved in %s (the epoch in progress is not). Continue with: "
-                    "python train.py --resume %s", done, run_dir, run_dir)
+                  callbacks=[recorder, stopper], verbose=verbose, shuffle=False)  # the pipeline shuffles
+
+    try:
+        with stopper.handling_signals():
+            epoch = initial_epoch
+            if initial_step:  # finish the interrupted epoch first, from the step it was saved at
+                stopper.step_offset = initial_step
+                fit(epoch, epoch + 1, steps_per_epoch - initial_step, seed=cfg.seed + 7919 * (epoch + 1) + initial_step)
+                stopper.step_offset = 0
+                epoch += 1
+            if epoch < cfg.epochs and not recorder.diverged_at:
+                # A resumed run starts a fresh data order (seed + epoch) instead of replaying epoch 1's.
+                fit(epoch, cfg.epochs, steps_per_epoch, seed=cfg.seed + epoch)
+    except KeyboardInterrupt as interrupt:
+        done, step = saved_progress(run_dir)
+        saved = f"{done} epoch{'s' if done != 1 else ''}" + (f" and {step} of {steps_per_epoch} steps" if step else "")
+        how = "" if isinstance(interrupt, TrainingInterrupted) else " (stopped at once: the steps since are not)"
+        log.warning("interrupted; %s saved in %s%s. Continue with: python train.py --resume %s",
+                    saved, run_dir, how, run_dir)
         raise
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
     if recorder.diverged_at:
         kept = int(state.epoch.numpy())
         raise ColorganError(f"training diverged in epoch {recorder.diverged_at} (a loss is not finite); "
@@ -517,19 +567,60 @@ def _fit_into(cfg: Config, source: DataSource, restore_dir: Path, run_dir: Path,
     return run_dir
 
 
-def _sigterm_as_interrupt():
-    """Make SIGTERM (kill, a scheduler's stop) stop training the way Ctrl-C does; returns the old handler.
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C or SIGTERM after saving where it was."""
 
-    Checkpoints are only ever the last completed epoch, written whole then renamed, so stopping at
-    any moment keeps them intact. Only the main thread can set handlers; elsewhere this does nothing.
+
+class GracefulStop(keras.callbacks.Callback):
+    """Ctrl-C or SIGTERM: finish the step in progress, save the training state there, stop.
+
+    The signal handler only sets a flag: an exception raised inside a handler lands in whatever code
+    runs at that moment, and some (weakref callbacks) swallow it. A second signal stops at once; the
+    checkpoints on disk are whole either way (write, then rename). A mid-epoch save keeps the models,
+    optimizers and the step reached; that epoch's history row then covers the steps after the resume.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return None
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+    def __init__(self, state: TrainingState, steps_per_epoch: int):
+        super().__init__()
+        self.state, self.steps_per_epoch = state, steps_per_epoch
+        self.requested: str | None = None
+        self.step_offset = 0  # steps of the current epoch done before this fit (a resumed epoch)
+        self._epoch = 0
 
-    return signal.signal(signal.SIGTERM, handler)
+    @contextlib.contextmanager
+    def handling_signals(self):
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt  # asked twice: stop now
+            self.requested = signal.Signals(signum).name
+            log.warning("%s: stopping after this step, saving first (send it again to stop at once)",
+                        self.requested)
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.step_offset + batch + 1
+        if not self.requested or done >= self.steps_per_epoch:
+            return  # at an epoch's last step: let it finish and be recorded as a whole epoch
+        if all(math.isfinite(float(v)) for v in (logs or {}).values()):
+            self.state.save(self._epoch, step=done)
+        raise TrainingInterrupted(self.requested)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested:  # RunRecorder, called first, has saved the epoch (unless it diverged)
+            raise TrainingInterrupted(self.requested)
 
 
 def load_generator(run_dir: str | os.PathLike) -> keras.Model:
@@ -550,5 +641,5 @@ def ab_zero_l1(dataset: tf.data.Dataset, color_space: str = "lab") -> float:
     return total / max(count, 1)
 
 
-__all__ = ["Pix2Pix", "Regressor", "TrainingState", "build_models", "build_trainer", "train", "resume", "load_generator",
+__all__ = ["Pix2Pix", "Regressor", "TrainingState", "saved_progress", "TrainingInterrupted", "build_models", "build_trainer", "train", "resume", "load_generator",
            "ab_zero_l1", "read_history", "HISTORY_COLUMNS"]

@@ -34,8 +34,8 @@ def test_pairing_by_stem_warns_about_unpaired(tmp_path, caplog):
     assert len(images) == 6
     assert [p.split("/")[-1] for p in images.color] == [f"{i}.jpg" for i in range(6)]
     assert all(c.split("/")[-1][:-4] == g.split("/")[-1][:-4] for c, g in zip(images.color, images.gray))
-    assert "1 colour images without a gray partner" in caplog.text and "lonely.jpg" in caplog.text
-    assert "1 gray images without a colour partner" in caplog.text and "ghost.png" in caplog.text
+    assert "lonely.jpg: no gray partner" in caplog.text
+    assert "ghost.png: no colour partner" in caplog.text
 
 
 def test_paired_names_sort_naturally(tmp_path):
@@ -80,7 +80,9 @@ def test_paired_source_split_is_deterministic_and_disjoint(tmp_path):
 
 def test_split_folder_and_classes():
     source = data.find_source(tiny_config(data=str(SAMPLE), classes=["horse", "deer"]))
-    assert len(source.train) == 80 and len(source.val) == 20
+    # test/horse/0008.jpg is a black-and-white photo: skipped, and said so
+    assert len(source.train) == 80 and len(source.val) == 19
+    assert source.skipped == [f"{SAMPLE}/test/horse/0008.jpg: grayscale (no colour to learn from)"]
     assert all("/horse/" in p or "/deer/" in p for p in source.train.color + source.val.color)
     with pytest.raises(ColorganError, match="zebra not in"):
         data.find_source(tiny_config(data=str(SAMPLE), classes=["zebra"]))
@@ -101,8 +103,9 @@ def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
     (folder / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
     with caplog.at_level(logging.WARNING, logger="colorgan"):
         files = data.list_images(folder)
-    assert "empty.jpg" in caplog.text and "notes.jpg" in caplog.text
-    assert len(files) == 6  # the truncated JPEG has a valid header: the pipeline drops it
+    assert "empty.jpg: empty file" in caplog.text and "notes.jpg: not an image" in caplog.text
+    assert "truncated.jpg: cannot decode" in caplog.text  # a valid header: only decoding finds it
+    assert [f.name for f in files] == [f"{i:04d}.jpg" for i in range(5)]
     decoded = list(data.example_dataset(data.ImageSet(color=[str(f) for f in files]), 32))
     assert len(decoded) == 5
 
@@ -173,7 +176,7 @@ def test_train_and_eval_pipelines():
     assert x.shape == (16, 32, 32, 1) and y.shape == (16, 32, 32, 2) and x.dtype == tf.float32
     assert float(tf.reduce_max(tf.abs(x))) <= 1.0 and float(tf.reduce_max(tf.abs(y))) <= 1.0
     batches = list(data.eval_dataset(source.val, cfg))
-    assert sum(b[0].shape[0] for b in batches) == len(source.val) == 10
+    assert sum(b[0].shape[0] for b in batches) == len(source.val) == 9  # one B&W photo skipped
     first = [b[0].numpy() for b in data.eval_dataset(source.val, cfg)]
     np.testing.assert_array_equal(first[0], batches[0][0].numpy())  # fixed order, no jitter
     rgb_cfg = tiny_config(classes=["horse"], color_space="rgb").resolved(32)

@@ -73,7 +73,7 @@ def test_evaluate_end_to_end_writes_every_file(two_runs, tiny_classifier, tmp_pa
     for name in ("metrics.json", "loss_curves.png", "samples.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0, name
     result = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    assert result["images"] == 20  # the horse and deer test images of the embedded sample
+    assert result["images"] == 20  # the horse and deer test images of the embedded sample (one is B&W)
     model, gray, truth = result["rows"]["tiny-gan"], result["rows"]["gray baseline"], result["rows"]["true colour"]
     assert gray["colourfulness"] == pytest.approx(0.0, abs=0.01)
     assert truth["colourfulness"] > 5

@@ -13,6 +13,8 @@ from colorgan import training
 from colorgan.config import Config
 from colorgan.data import eval_dataset, find_source, train_dataset
 from conftest import ROOT, SAMPLE, copy_images, tiny_config
+import kill_resume
+from kill_resume import checkpoint_progress
 
 
 def test_one_train_step_changes_weights_and_gives_finite_losses():
@@ -202,30 +204,41 @@ def test_pix2pix_learns_colour_on_real_cifar10_horses(shared_data, tmp_path):
 LEARN_EPOCHS = 6
 
 
-def test_sigterm_stops_cleanly_keeping_the_last_epoch_and_resume_goes_on(tmp_path):
+def test_sigterm_saves_the_epoch_in_progress_and_resume_finishes_it(tmp_path):
     import signal
     import time
+    steps = 1000  # long enough that the signal lands inside the epoch
     cmd = [sys.executable, str(ROOT / "train.py"), "--data", str(SAMPLE), "--image-size", "16", "--base-filters", "4",
-           "--batch-size", "8", "--epochs", "200", "--steps-per-epoch", "3", "--val-steps", "1", "--num-samples", "2",
-           "--precision", "fp32", "--checkpoint-dir", str(tmp_path), "--run-name", "term"]
+           "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", str(steps), "--val-steps", "1",
+           "--num-samples", "2", "--precision", "fp32", "--checkpoint-dir", str(tmp_path), "--run-name", "term"]
     run = tmp_path / "term"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while not (run / "state" / "checkpoint").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.5)  # somewhere in a later epoch (or its saving)
+    while not (run / "config.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(4)  # some steps into epoch 1
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
-    latest = tf.train.latest_checkpoint(str(run / "state"))
-    epochs_saved = int(latest.rsplit("-", 1)[1])
-    rows = training.read_history(run / "history.csv")
-    assert epochs_saved >= 1 and len(rows) in (epochs_saved, epochs_saved + 1)  # a row past it is dropped on resume
-    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", str(run), "--epochs",
-                          str(epochs_saved + 1)], capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in err and "--resume" in err
+    epochs, step, iterations = checkpoint_progress(run)
+    assert (epochs, step) == (0, iterations) and 0 < step < steps  # exactly the steps done, in epoch 1
+    assert f"interrupted; 0 epochs and {step} of {steps} steps saved in {run}" in err
+    assert training.read_history(run / "history.csv") == []
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", str(run)], capture_output=True,
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == list(range(1, epochs_saved + 2))
+    assert f"resuming {run} in epoch 1 of 1, after its step {step} of {steps}" in out.stderr
+    assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
+    assert checkpoint_progress(run) == (1, 0, steps)  # the epoch has exactly its steps: none lost, none twice
+
+
+def test_sigkill_at_random_moments_loses_nothing_past_the_last_checkpoint(tmp_path):
+    report = kill_resume.stress(cycles=3, workdir=tmp_path, seed=1)
+    killed = [c for c in report["cycles"] if c["killed"]]
+    assert len(killed) >= 2 and any(c["target"] == "save" for c in killed), report["cycles"]
+    assert report["problems"] == [], report
+    assert report["final_history"] == list(range(1, kill_resume.EPOCHS + 1))
 
 
 def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(tmp_path):
@@ -247,7 +260,7 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(tmp_p
     assert bad.returncode == 2, bad.stderr[-2000:]
     last = bad.stderr.strip().splitlines()[-1]
     assert "diverged in epoch 2" in last and "keeps epoch 1" in last and "Traceback" not in bad.stderr
-    assert tf.train.latest_checkpoint(str(run / "state")).endswith("ckpt-1")
+    assert checkpoint_progress(run) == (1, 0, 3)  # epoch 1's checkpoint, 3 steps
     assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
     after = keras.models.load_model(run / "generator.keras", compile=False).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # not overwritten with broken weights
@@ -275,6 +288,32 @@ def test_damaged_runs_and_unwritable_places_give_one_line_errors(tmp_path):
                    "--epochs", "1", "--steps-per-epoch", "1", "--val-steps", "1", "--num-samples", "1",
                    "--precision", "fp32", "--checkpoint-dir", str(tmp_path), "--run-name", "r")
     assert good.returncode == 0, good.stderr[-2000:]
-    for data in (tmp_path / "r" / "state").glob("ckpt-1.data-*"):
+    for data in (tmp_path / "r" / "state").glob("ckpt-*.data-*"):
         data.write_bytes(data.read_bytes()[:100])  # truncated, as a full disk would leave it
     one_line_error(run_cli("--resume", str(tmp_path / "r"), "--epochs", "2"), "damaged")
+
+
+def test_ctrl_c_is_handled_between_steps_and_twice_stops_at_once(tmp_path):
+    import signal
+    model = training.build_trainer(tiny_config(image_size=16, base_filters=4))
+    state = training.TrainingState(model, tmp_path / "state")
+    stopper = training.GracefulStop(state, steps_per_epoch=10)
+    stopper.on_epoch_begin(2)
+    with stopper.handling_signals():
+        stopper.on_train_batch_end(3, {"g_total": 1.0})  # no signal yet: goes on
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: only noted by the handler
+        assert stopper.requested == "SIGINT"
+        with pytest.raises(training.TrainingInterrupted):
+            stopper.on_train_batch_end(4, {"g_total": 1.0})  # after the 5th step of the 3rd epoch
+        assert training.saved_progress(tmp_path) == (2, 5)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C stops at once
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+
+    at_end = training.GracefulStop(state, steps_per_epoch=10)
+    at_end.requested = "SIGTERM"
+    at_end.on_train_batch_end(9, {"g_total": 1.0})  # the epoch's last step: the epoch is finished and recorded
+    at_end.set_model(model)
+    with pytest.raises(training.TrainingInterrupted):
+        at_end.on_epoch_end(0)
+    assert training.saved_progress(tmp_path) == (2, 5)  # nothing saved by the stopper at an epoch's end

@@ -1,0 +1,80 @@
+"""Every bad flag value, unknown flag or impossible combination: one line on stderr, exit code 2, and
+nothing built or written (the checks run before any model or run directory exists)."""
+import dataclasses
+import importlib.util
+
+import pytest
+
+from colorgan.cli import run_main
+from colorgan.config import Config
+from conftest import ROOT, SAMPLE
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name.replace(".py", "_cli"), ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flag(field):
+    return "--" + field.name.replace("_", "-")
+
+
+def _type_errors():
+    """For each Config flag, values of the wrong kind: not a choice, not a number, not a finite number."""
+    cases = []
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("choices"):
+            cases.append([_flag(f), "bogus"])
+        elif str(f.type) == "float":
+            cases += [[_flag(f), "abc"], [_flag(f), "nan"], [_flag(f), "-inf"]]
+        elif str(f.type) == "int":
+            cases += [[_flag(f), "abc"], [_flag(f), "1.5"]]
+        elif str(f.type) == "bool":
+            cases.append([f"{_flag(f)}=yes"])
+    return cases
+
+
+OUT_OF_RANGE = [
+    ["--image-size", "100"], ["--image-size", "8"], ["--epochs", "0"], ["--batch-size", "-1"],
+    ["--base-filters", "0"], ["--critic-steps", "0"], ["--steps-per-epoch", "-1"], ["--val-steps", "-2"],
+    ["--num-samples", "-1"], ["--l1-warmup-epochs", "-1"], ["--val-split", "1"], ["--lr", "0"], ["--beta1", "1"],
+    ["--d-lr", "-1e-4"], ["--g-dropout", "1"], ["--d-dropout", "-0.1"], ["--label-smoothing", "0.5"],
+    ["--gp-weight", "-1"], ["--clip-norm", "-1"], ["--lambda-l1", "-1"], ["--run-name", "a/b"], ["--run-name", ".."],
+    ["--data", ""], ["--checkpoint-dir", " "], ["--epochs", "5", "--decay-epochs", "6"],
+    ["--gan-loss", "wgan-gp", "--d-norm", "batch"], ["--gan-loss", "hinge", "--label-smoothing", "0.1"],
+    ["--skip-connections"], ["--loss", "mse"], ["--strategy", "multiworker"],
+    ["--no-such-flag"], ["--lr"], ["--classes", "zebra"], ["--data", "no/such/folder"],
+    ["--resume", "no/such/run"], ["--resume", str(SAMPLE), "--lr", "1e-3"],
+]
+
+
+@pytest.mark.parametrize("argv", _type_errors() + OUT_OF_RANGE, ids=lambda a: " ".join(a))
+def test_train_rejects_with_one_line(argv, tmp_path, capsys):
+    train = _script("train.py")
+    argv = argv + ["--checkpoint-dir", str(tmp_path / "ck")] if "--checkpoint-dir" not in argv else argv
+    with pytest.raises(SystemExit) as exit_:
+        run_main("train.py", lambda: train.main(argv))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_.value.code == 2
+    assert len(err) == 1 and err[0].startswith("train.py: error: "), err
+    assert not (tmp_path / "ck").exists()  # nothing written
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("evaluate.py", ["--limit", "-1"]), ("evaluate.py", ["--samples", "0"]), ("evaluate.py", ["--bogus"]),
+    ("evaluate.py", ["--run", "no/such/run"]), ("evaluate.py", ["--run", str(SAMPLE), "--compare", str(SAMPLE)]),
+    ("colorize.py", ["x.jpg", "--render-size", "0"]), ("colorize.py", ["no/such/photo.jpg"]),
+    ("colorize.py", []), ("colorize.py", ["x.jpg", "--run", "a", "--model", "b"]),
+    ("colorize.py", [str(SAMPLE), "--model", "no/such/model.keras"]),
+])
+def test_evaluate_and_colorize_reject_with_one_line(script, argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = _script(script)
+    with pytest.raises(SystemExit) as exit_:
+        run_main(script, lambda: module.main(argv))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_.value.code == 2
+    assert len(err) == 1 and err[0].startswith(f"{script}: error: "), err
+    assert list(tmp_path.iterdir()) == []  # nothing written
