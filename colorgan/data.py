@@ -29,7 +29,7 @@ log = logging.getLogger("colorgan")
 
 IMAGE_EXTENSIONS = READABLE
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-SCAN_THREADS = 8  # Pillow releases the GIL while decoding
+SCAN_THREADS = 4  # Pillow releases the GIL while decoding (small files are bound by Python, big ones gain)
 SHOW_SKIPPED = 10  # warnings printed one per file; the rest are counted (all in the run's skipped.txt)
 # Decoded training sets below this size are cached in memory (uint8 at the training size).
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3

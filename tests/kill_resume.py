@@ -3,7 +3,7 @@ that nothing is lost past the last checkpoint and that it ends with the right ep
 
 Used by tests/test_training.py (a few cycles) and on its own for the figures in the README:
 
-    python tests/kill_resume.py --cycles 20 [--seed 0] [--keep DIR]
+    python tests/kill_resume.py --cycles 20 --epochs 60 [--seed 0] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "cifar10-mini"
 EPOCHS, STEPS = 6, 20
-TRAIN_ARGS = ["--data", str(SAMPLE), "--image-size", "16", "--base-filters", "4", "--batch-size", "8",
-              "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--val-steps", "1", "--num-samples", "2",
-              "--precision", "fp32"]
+
+
+def train_args(epochs: int, steps: int) -> list[str]:
+    return ["--data", str(SAMPLE), "--image-size", "16", "--base-filters", "4", "--batch-size", "8",
+            "--epochs", str(epochs), "--steps-per-epoch", str(steps), "--val-steps", "1", "--num-samples", "2",
+            "--precision", "fp32"]
 
 
 def checkpoint_progress(run: Path) -> tuple[int, int, int] | None:
@@ -84,11 +87,11 @@ def one_cycle(cmd: list[str], run: Path, log: Path, rng: random.Random, target: 
             "history": rows, "lost_more_than_steps_since_checkpoint": lost_more}
 
 
-def stress(cycles: int, workdir: Path, seed: int = 0) -> dict:
+def stress(cycles: int, workdir: Path, seed: int = 0, epochs: int = EPOCHS, steps: int = STEPS) -> dict:
     """Kill-and-resume `cycles` times, then let the run finish; returns a report (see the module doc)."""
     rng = random.Random(seed)
     run = workdir / "killed"
-    first = [sys.executable, str(ROOT / "train.py"), *TRAIN_ARGS, "--checkpoint-dir", str(workdir),
+    first = [sys.executable, str(ROOT / "train.py"), *train_args(epochs, steps), "--checkpoint-dir", str(workdir),
              "--run-name", "killed"]
     again = [sys.executable, str(ROOT / "train.py"), "--resume", str(run)]
     report = {"cycles": [], "problems": []}
@@ -98,9 +101,9 @@ def stress(cycles: int, workdir: Path, seed: int = 0) -> dict:
         report["cycles"].append(result)
         if not result["killed"]:
             break  # finished before the kill
-        epochs = result["checkpoint"][0] if result["checkpoint"] else 0
+        saved = result["checkpoint"][0] if result["checkpoint"] else 0
         if result["history"] != list(range(1, len(result["history"]) + 1)) or \
-                len(result["history"]) not in (epochs, epochs + 1):
+                len(result["history"]) not in (saved, saved + 1):
             report["problems"].append(f"cycle {i}: history {result['history']} vs checkpoint {result['checkpoint']}")
         if result["lost_more_than_steps_since_checkpoint"]:
             report["problems"].append(f"cycle {i}: an older checkpoint than the last one was restored")
@@ -111,10 +114,10 @@ def stress(cycles: int, workdir: Path, seed: int = 0) -> dict:
     report["final_history"] = history_epochs(run)
     if final.returncode != 0:
         report["problems"].append(f"final resume failed: {final.stderr[-1000:]}")
-    if report["final_history"] != list(range(1, EPOCHS + 1)):
+    if report["final_history"] != list(range(1, epochs + 1)):
         report["problems"].append(f"final history {report['final_history']}")
-    if report["final_checkpoint"] != (EPOCHS, 0, EPOCHS * STEPS):
-        report["problems"].append(f"final checkpoint {report['final_checkpoint']}, want {(EPOCHS, 0, EPOCHS * STEPS)}")
+    if report["final_checkpoint"] != (epochs, 0, epochs * steps):
+        report["problems"].append(f"final checkpoint {report['final_checkpoint']}, want {(epochs, 0, epochs * steps)}")
     killed = [c for c in report["cycles"] if c["killed"]]
     report["summary"] = {"kills": len(killed), "during_save": sum(c["during_save"] for c in killed),
                          "problems": len(report["problems"])}
@@ -125,6 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of the run that is killed")
+    parser.add_argument("--steps", type=int, default=STEPS, help="steps per epoch")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -133,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        report = stress(args.cycles, workdir, args.seed)
+        report = stress(args.cycles, workdir, args.seed, args.epochs, args.steps)
     for i, c in enumerate(report["cycles"]):
         print(f"cycle {i}: " + json.dumps(c))
     print(json.dumps({k: report[k] for k in ("summary", "final_checkpoint", "final_history", "problems")}))
