@@ -31,6 +31,7 @@ IMAGE_EXTENSIONS = READABLE
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SCAN_THREADS = 4  # Pillow releases the GIL while decoding (small files are bound by Python, big ones gain)
 SHOW_SKIPPED = 10  # warnings printed one per file; the rest are counted (all in the run's skipped.txt)
+GRAY_REASON = "grayscale (no colour to learn from)"
 # Decoded training sets below this size are cached in memory (uint8 at the training size).
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3
 JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
@@ -103,10 +104,16 @@ def scan_images(paths: list[Path], desc: str = "checking images") -> tuple[dict[
 
 
 def report_skipped(skipped: list[str]) -> None:
-    for reason in skipped[:SHOW_SKIPPED]:
+    """A warning per broken file (the first ten); black-and-white photos, an expected case, in one line."""
+    gray = [line for line in skipped if line.endswith(GRAY_REASON)]
+    broken = [line for line in skipped if not line.endswith(GRAY_REASON)]
+    for reason in broken[:SHOW_SKIPPED]:
         log.warning("skipped %s", reason)
-    if len(skipped) > SHOW_SKIPPED:
-        log.warning("... and %d more skipped files", len(skipped) - SHOW_SKIPPED)
+    if len(broken) > SHOW_SKIPPED:
+        log.warning("... and %d more unreadable files skipped", len(broken) - SHOW_SKIPPED)
+    if gray:
+        log.info("%d black-and-white photo%s left out of training (%s%s)", len(gray), "s" * (len(gray) > 1),
+                 gray[0].rsplit(": ", 1)[0], ", ..." if len(gray) > 1 else "")
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -137,7 +144,7 @@ def colour_images(folder: Path, classes: list[str], skipped: list[str], keep_gra
     good, bad = scan_images(files)
     skipped += bad
     if not keep_gray:
-        skipped += [f"{p}: grayscale (no colour to learn from)" for p, info in good.items() if info.gray]
+        skipped += [f"{p}: {GRAY_REASON}" for p, info in good.items() if info.gray]
     kept = [p for p in files if p in good and (keep_gray or not good[p].gray)]
     return ImageSet(color=[str(p) for p in kept], plain=[good[p].plain for p in kept])
 
@@ -170,7 +177,7 @@ def paired_images(folder: Path, skipped: list[str] | None = None, keep_gray: boo
         if c is None or g is None:
             continue  # already reported by the scan
         if c.gray and not keep_gray:
-            skipped.append(f"{color[s]}: grayscale (no colour to learn from)")
+            skipped.append(f"{color[s]}: {GRAY_REASON}")
         elif not _same_shape(c, g):
             skipped.append(f"{color[s]}: {c.width}x{c.height} but its gray partner is {g.width}x{g.height} "
                            f"(a different shape, so not the same photo)")
