@@ -63,7 +63,9 @@ def lab_to_rgb(lab):
 
 def rgb_to_gray(rgb):
     """[..., 3] -> [..., 1] with the BT.601 weights (any float range)."""
-    return tf.tensordot(rgb, tf.constant(GRAY_WEIGHTS, rgb.dtype), axes=1)[..., None]
+    # A weighted sum, not tensordot: inside tf.data, grappler moves a preceding uint8->float cast past
+    # tensordot's transpose, and oneDNN then logs an error about uint8 transposes on every run.
+    return tf.reduce_sum(rgb * tf.constant(GRAY_WEIGHTS, rgb.dtype), axis=-1, keepdims=True)
 
 
 def target_channels(color_space: str) -> int:
