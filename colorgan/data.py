@@ -110,7 +110,7 @@ def report_skipped(skipped: list[str]) -> None:
     for reason in broken[:SHOW_SKIPPED]:
         log.warning("skipped %s", reason)
     if len(broken) > SHOW_SKIPPED:
-        log.warning("... and %d more unreadable files skipped", len(broken) - SHOW_SKIPPED)
+        log.warning("... and %d more files skipped", len(broken) - SHOW_SKIPPED)
     if gray:
         log.info("%d black-and-white photo%s left out of training (%s%s)", len(gray), "s" * (len(gray) > 1),
                  gray[0].rsplit(": ", 1)[0], ", ..." if len(gray) > 1 else "")
