@@ -16,6 +16,7 @@ import tensorflow as tf
 from .color import rgb_to_gray
 from .errors import ColorganError
 from .inference import Colorizer, colorize_float
+from .io_utils import temp_path
 
 
 def serving_fn(colorizer: Colorizer):
@@ -43,7 +44,7 @@ def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version
     archive.track(colorizer.generator)
     archive.add_endpoint("serving_default", serving_fn(colorizer),
                          input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = temp_path(target)
     if tmp.exists():
         shutil.rmtree(tmp)
     try:

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from .errors import ColorganError
+from .io_utils import temp_path
 
 log = logging.getLogger("colorgan")
 READABLE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -128,7 +129,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".jpg", ".jpeg") and image.shape[-1] == 4:
         image = image[..., :3]  # JPEG has no alpha
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = temp_path(path)
     Image.fromarray(image).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"),
                                 **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
     os.replace(tmp, path)

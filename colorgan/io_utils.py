@@ -4,10 +4,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+TEMP_PREFIX = ".tmp-"  # what a write in progress is called; a kill can leave one behind
+
+
+def temp_path(path: Path) -> Path:
+    """Where path is written before the rename; it keeps path's suffix (Keras checks it)."""
+    return path.with_name(f"{TEMP_PREFIX}{path.name}")
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Writes in progress (or left half-done by a kill) in folder."""
+    return sorted(folder.glob(f"{TEMP_PREFIX}*"))
+
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()
@@ -16,8 +28,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_save(path: str | os.PathLike, save_fn) -> None:
-    """Call save_fn(tmp_path) then rename onto path; tmp keeps path's suffix (Keras checks it)."""
+    """Call save_fn(tmp_path) then rename onto path."""
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = temp_path(path)
     save_fn(str(tmp))
     os.replace(tmp, path)

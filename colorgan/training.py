@@ -34,7 +34,7 @@ from .config import Config
 from .data import DataSource, eval_dataset, eval_steps, find_source, sample_batch, steps_per_pass, train_dataset
 from .errors import ColorganError
 from .fastconv import use_matmul_for_small_inputs
-from .io_utils import atomic_save, atomic_write_text
+from .io_utils import atomic_save, atomic_write_text, temp_files
 from .losses import discriminator_loss, generator_loss, gradient_penalty, l1_loss
 from .models import Autoencoder, Discriminator, Generator
 from .optimizers import EpochSchedule, FusedAdam
@@ -338,8 +338,8 @@ class TrainingState:
 
 def remove_partial_writes(run_dir: Path) -> None:
     """Delete what a killed save left half-written: temporary files, never the files they would replace."""
-    leftovers = [*run_dir.glob(".tmp-*"), *run_dir.glob(".*.tmp"), *(run_dir / "samples").glob(".tmp-*"),
-                 *(run_dir / "state").glob("*_temp*")]
+    leftovers = [*temp_files(run_dir), *temp_files(run_dir / "samples"),
+                 *(run_dir / "state").glob("*_temp*")]  # tf.train.Checkpoint's own temporary folders
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     if leftovers:
