@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     if args.render_size is not None and args.render_size < 1:
         parser.error("--render-size must be at least 1")
     import_tensorflow_quietly()
-    from colorgan.files import colorize_paths
+    from colorgan.colorize import colorize_paths
     from colorgan.errors import ColorganError
     from colorgan.inference import Colorizer
 

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from colorgan.evaluation import (GRAY, TRUTH, eval_images, evaluate_run, find_runs, load_classifier_if_any,
                                      load_run, markdown_table, metric_table, print_table, save_compare_grid,
                                      save_loss_curves, save_report, write_csv)
-    from colorgan.io_utils import atomic_write_text
+    from colorgan.atomic import atomic_write_text
 
     if args.limit < 0 or args.samples < 1:
         raise ColorganError("--limit must be 0 or more and --samples at least 1")

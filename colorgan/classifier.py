@@ -23,7 +23,7 @@ from keras import layers
 from .config import OneLineErrorParser, default_precision
 from .data import list_images, resolve_data_path
 from .errors import ColorganError
-from .io_utils import atomic_save, atomic_write_text
+from .atomic import atomic_save, atomic_write_text
 from .training import PRECISION_POLICIES
 
 log = logging.getLogger("colorgan")

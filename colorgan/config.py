@@ -161,7 +161,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: str | os.PathLike) -> None:
-        from .io_utils import atomic_write_text
+        from .atomic import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod

@@ -23,7 +23,7 @@ import tensorflow as tf
 from .color import rgb_to_gray, to_model_io
 from .config import Config
 from .errors import ColorganError
-from .files import READABLE, ImageInfo, inspect_image, read_rgb
+from .image_files import READABLE, ImageInfo, inspect_image, read_rgb
 
 log = logging.getLogger("colorgan")
 

@@ -25,7 +25,7 @@ from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
 from .data import ImageSet, example_dataset, find_source, subset
 from .errors import ColorganError
-from .io_utils import atomic_write_text
+from .atomic import atomic_write_text
 from .training import load_run_config, read_history
 
 log = logging.getLogger("colorgan")

@@ -16,7 +16,7 @@ import tensorflow as tf
 from .color import rgb_to_gray
 from .errors import ColorganError
 from .inference import Colorizer, colorize_float
-from .io_utils import temp_path
+from .atomic import temp_path
 
 
 def serving_fn(colorizer: Colorizer):

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     import_tensorflow_quietly()
     from .evaluation import (GRAY, TRUTH, evaluate_run, load_classifier_if_any, load_run, markdown_table,
                              metric_table, print_table, write_csv)
-    from .io_utils import atomic_write_text
+    from .atomic import atomic_write_text
     from .training import resume, train
 
     combos = parse_grid(args.grid)

@@ -34,7 +34,7 @@ from .config import Config
 from .data import DataSource, eval_dataset, eval_steps, find_source, sample_batch, steps_per_pass, train_dataset
 from .errors import ColorganError
 from .fastconv import use_matmul_for_small_inputs
-from .io_utils import atomic_save, atomic_write_text, temp_files
+from .atomic import atomic_save, atomic_write_text, temp_files
 from .losses import discriminator_loss, generator_loss, gradient_penalty, l1_loss
 from .models import Autoencoder, Discriminator, Generator
 from .optimizers import EpochSchedule, FusedAdam

@@ -11,7 +11,8 @@ from colorgan import Colorizer, training
 from colorgan.color import rgb_to_lab
 from colorgan.errors import ColorganError
 from colorgan.export import export_saved_model
-from colorgan.files import expand_inputs, read_image
+from colorgan.colorize import expand_inputs
+from colorgan.image_files import read_image
 from conftest import ROOT, sample_images, tiny_config
 
 
