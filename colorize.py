@@ -1,7 +1,6 @@
 #!/usr/bin/env python
 """Colorize photos at full resolution: python colorize.py --help"""
-from colorgan.cli import import_tensorflow_quietly, run_main, setup_logging
-from colorgan.config import OneLineErrorParser
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
 
 
 def main(argv=None) -> int:

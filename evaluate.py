@@ -3,8 +3,7 @@
 import argparse
 from pathlib import Path
 
-from colorgan.cli import import_tensorflow_quietly, run_main, setup_logging
-from colorgan.config import OneLineErrorParser
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,13 +34,11 @@ def main(argv=None) -> int:
     setup_logging()
     import_tensorflow_quietly()
     import dataclasses
-    import json
 
     from colorgan.errors import ColorganError
-    from colorgan.evaluation import (GRAY, TRUTH, eval_images, evaluate_run, find_runs, load_classifier_if_any,
-                                     load_run, markdown_table, metric_table, print_table, save_compare_grid,
-                                     save_loss_curves, save_report, write_csv)
-    from colorgan.atomic import atomic_write_text
+    from colorgan.evaluation import (eval_images, evaluate_run, load_classifier_if_any, metric_table, print_table,
+                                     save_compare_grid, save_loss_curves, save_report, write_comparison)
+    from colorgan.runs import find_runs, load_run
 
     if args.limit < 0 or args.samples < 1:
         raise ColorganError("--limit must be 0 or more and --samples at least 1")
@@ -79,15 +76,7 @@ def main(argv=None) -> int:
 
     if args.compare:
         out = Path(args.out or "reports/compare")
-        out.mkdir(parents=True, exist_ok=True)
-        rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in results}
-        rows[GRAY] = results[0]["rows"][GRAY]
-        rows[TRUTH] = results[0]["rows"][TRUTH]
-        header, body = metric_table(rows)
-        notes = "\n".join(f"- {n}" for n in results[0]["notes"])
-        atomic_write_text(out / "table.md", markdown_table(header, body) + "\n" + notes + "\n")
-        write_csv(out / "table.csv", header, body)
-        atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+        header, body = write_comparison(out, results)
         save_compare_grid(out / "samples.png", runs, first_images, args.samples)  # listed once, above
         save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
         sizes = {r.config.image_size for r in runs}

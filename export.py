@@ -1,7 +1,6 @@
 #!/usr/bin/env python
 """Export a trained colorizer as a SavedModel for TF Serving: python export.py --help"""
-from colorgan.cli import import_tensorflow_quietly, run_main, setup_logging
-from colorgan.config import OneLineErrorParser
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
 
 
 def main(argv=None) -> int:

@@ -2,8 +2,9 @@
 """Train a pix2pix colorizer: python train.py --help"""
 import argparse
 
-from colorgan.cli import import_tensorflow_quietly, run_main, setup_logging
-from colorgan.config import OneLineErrorParser, add_config_arguments, config_from_overrides, overrides_from_args
+from colorgan.cli import (OneLineErrorParser, add_config_arguments, import_tensorflow_quietly, overrides_from_args,
+                          run_main, setup_logging)
+from colorgan.config import config_from_overrides
 
 
 def parse_args(argv=None) -> argparse.Namespace:

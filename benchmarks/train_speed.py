@@ -1,11 +1,15 @@
-"""The README's training-speed table: colorgan's train step against the PyTorch peer, measured side by side.
+"""The training-speed table of docs/speed.md: colorgan's train step against a peer implementation, side by side.
 
-    python benchmarks/train_speed.py --peer ../shared/bench/peer_torch.py --peer-python /tmp/torchenv/bin/python
+    python benchmarks/train_speed.py --peer PEER_SCRIPT --peer-python PYTHON
+
+The peer is another implementation of the same pix2pix train step (for instance in PyTorch), run by its own
+Python: it takes colorgan.bench's flags (--image-size, --batch-size, --steps, --precision fp32|bf16, --json)
+and prints a JSON line with train_images_per_s and g_params, as `python -m colorgan.bench --json` does.
 
 For each (size, batch) it runs `python -m colorgan.bench` at fp32 and bf16 and the peer at fp32 and bf16,
-alternating, and prints a Markdown table of images per second with the ratios against the peer's fp32
-(the peer needs its own environment: `python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install
-torch==2.13.0`). Nothing is asserted: the machine is shared, so compare ratios from one run.
+alternating, and prints a Markdown table of images per second with the ratios against the peer's fp32.
+Nothing is asserted: throughput depends on the machine and on what else runs on it, so compare the
+ratios within one run.
 """
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ def _run(command: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--peer", required=True, help="path of peer_torch.py")
-    p.add_argument("--peer-python", required=True, help="a Python with torch installed")
+    p.add_argument("--peer", required=True, help="the peer benchmark script")
+    p.add_argument("--peer-python", required=True, help="the Python that runs the peer script")
     p.add_argument("--repeats", type=int, default=1, help="measure each cell this many times, keep the best")
     args = p.parse_args()
 

@@ -10,9 +10,9 @@ import importlib
 
 _EXPORTS = {
     "Config": "config", "ColorganError": "errors", "Colorizer": "inference",
-    "Generator": "models", "Discriminator": "models", "Autoencoder": "models",
-    "Pix2Pix": "training", "build_models": "training", "build_trainer": "training",
-    "load_generator": "training", "resume": "training", "train": "training",
+    "Generator": "models", "Discriminator": "models", "Autoencoder": "models", "build_models": "models",
+    "Pix2Pix": "trainers", "Regressor": "trainers", "build_trainer": "trainers",
+    "Run": "runs", "load_run": "runs", "resume": "training", "train": "training",
 }
 __all__ = sorted(_EXPORTS)
 

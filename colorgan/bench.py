@@ -13,31 +13,31 @@ compare ratios measured in one run, not absolute times across runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import subprocess
 import sys
 import time
 
-from .cli import import_tensorflow_quietly, run_main, setup_logging
-from .config import PRECISIONS, SWITCHES, Config, OneLineErrorParser
+from .cli import (OneLineErrorParser, add_config_arguments, import_tensorflow_quietly, overrides_from_args, run_main,
+                  setup_logging)
+from .config import Config, config_from_overrides
 from .errors import ColorganError
 
 log = logging.getLogger("colorgan")
+
+# The config fields a benchmark takes as flags, and its defaults where they differ from training's: the
+# peer's protocol (32 px, batch 64, float32, width 64) unless told otherwise.
+BENCH_FIELDS = ("data", "classes", "image_size", "batch_size", "precision", "xla", "base_filters")
+BENCH_DEFAULTS = dict(image_size=32, batch_size=64, precision="fp32")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(prog="python -m colorgan.bench", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image-size", type=int, default=32, help="square input size in pixels (default: 32)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
+    add_config_arguments(p, names=BENCH_FIELDS, defaults=BENCH_DEFAULTS)
     p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first, tracing included (default: 2)")
-    p.add_argument("--precision", choices=[c for c in PRECISIONS if c != "auto"], default="fp32",
-                   help="fp32, bf16 or fp16 (default: fp32)")
-    p.add_argument("--xla", choices=SWITCHES, default="auto", help="jit_compile the step (default: auto)")
-    p.add_argument("--base-filters", type=int, default=64, help="U-Net width (default: 64, the peer's)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (default: all cores)")
     p.add_argument("--peer", metavar="SCRIPT", help="a peer benchmark to run with the same flags (it must print "
                                                       "one JSON line with train_images_per_s)")
@@ -46,9 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-python", metavar="PYTHON", default=sys.executable,
                    help="the Python that runs --peer (one with torch installed)")
     p.add_argument("--pipeline", action="store_true",
-                   help="time fit on the real input pipeline (--data) against one cached batch")
-    p.add_argument("--data", default="data/cifar10-mini", help="--pipeline: the training data")
-    p.add_argument("--classes", default="", help="--pipeline: comma list of classes to keep")
+                   help="time fit on the real input pipeline (--data, --classes) against one cached batch")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p
 
@@ -80,7 +78,7 @@ def bench_step(cfg: Config, steps: int, warmup: int) -> dict:
     """Train and inference throughput of cfg's model on random data (the peer's protocol)."""
     import tensorflow as tf
 
-    from .training import build_trainer
+    from .trainers import build_trainer
 
     model = build_trainer(cfg)
     size, batch = cfg.image_size, cfg.batch_size
@@ -102,7 +100,7 @@ def bench_step(cfg: Config, steps: int, warmup: int) -> dict:
 
 def _step_clock(warmup: int):
     """A callback timing from the end of the warm-up steps to the end of the last step, inside one fit
-    call (fit's own set-up and tear-down, 0.5-2 s here, is not the pipeline's doing)."""
+    call (fit's own set-up and tear-down is not the pipeline's doing)."""
     import keras
 
     class StepClock(keras.callbacks.Callback):
@@ -119,12 +117,13 @@ def _step_clock(warmup: int):
 def bench_pipeline(cfg: Config, steps: int, warmup: int) -> dict:
     """Seconds for `steps` fit steps on the real pipeline vs on one cached batch, same model."""
     from .data import find_source, train_dataset
-    from .training import build_trainer
+    from .trainers import build_trainer
 
     source = find_source(cfg)
     cfg = cfg.resolved(source.default_image_size)
     model = build_trainer(cfg)
-    real = train_dataset(source.train, cfg, seed=cfg.seed)
+    real = train_dataset(source.train, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space,
+                         jitter=cfg.jitter, seed=cfg.seed)
     cached = real.take(1).cache().repeat()
     warmup = max(warmup, 1)
 
@@ -142,10 +141,10 @@ def bench_pipeline(cfg: Config, steps: int, warmup: int) -> dict:
             "cached_batch_s": round(cached_s, 2), "overhead": round(real_s / cached_s - 1.0, 4)}
 
 
-def run_peer(args) -> dict:
-    command = [args.peer_python, args.peer, "--image-size", str(args.image_size), "--batch-size",
-               str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--precision", args.peer_precision or args.precision, "--json"]
+def run_peer(args, cfg: Config) -> dict:
+    command = [args.peer_python, args.peer, "--image-size", str(cfg.image_size), "--batch-size",
+               str(cfg.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--precision", args.peer_precision or cfg.precision, "--json"]
     if args.threads:
         command += ["--threads", str(args.threads)]
     try:
@@ -162,26 +161,22 @@ def run_peer(args) -> dict:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     setup_logging()
-    for name in ("image_size", "batch_size", "steps", "base_filters"):
-        if getattr(args, name) < 1:
-            raise ColorganError(f"--{name.replace('_', '-')}: must be at least 1")
+    if args.steps < 1 or args.warmup < 0:
+        raise ColorganError("--steps must be at least 1 and --warmup 0 or more")
+    # num_samples=0: no sample grids while timing.
+    cfg = config_from_overrides({**BENCH_DEFAULTS, **overrides_from_args(args), "num_samples": 0})
     import_tensorflow_quietly()
     import tensorflow as tf
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
-    overrides = dict(image_size=args.image_size, batch_size=args.batch_size, precision=args.precision,
-                     xla=args.xla, base_filters=args.base_filters, num_samples=0)
     if args.pipeline:
-        cfg = dataclasses.replace(Config(), data=args.data, classes=[c for c in args.classes.split(",") if c],
-                                  **overrides)
-        cfg.validate()
         result = bench_pipeline(cfg, args.steps, args.warmup)
     else:
-        cfg = dataclasses.replace(Config(), **overrides).resolved(args.image_size)
+        cfg = cfg.resolved(BENCH_DEFAULTS["image_size"])
         result = bench_step(cfg, args.steps, args.warmup)
         if args.peer:
-            peer = run_peer(args)
+            peer = run_peer(args, cfg)
             result.update({f"peer_{k}": v for k, v in peer.items() if k in ("framework", "precision", "step_ms",
                                                                               "train_images_per_s")})
             result["train_speedup_vs_peer"] = round(result["train_images_per_s"] / peer["train_images_per_s"], 2)

@@ -20,11 +20,11 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from .config import OneLineErrorParser, default_precision
+from .cli import OneLineErrorParser
+from .runtime import PRECISION_POLICIES, default_precision
 from .data import list_images, resolve_data_path
 from .errors import ColorganError
 from .atomic import atomic_save, atomic_write_text
-from .training import PRECISION_POLICIES
 
 log = logging.getLogger("colorgan")
 DEFAULT_DIR = Path("checkpoints") / "classifier-cifar10"

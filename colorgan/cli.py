@@ -1,10 +1,14 @@
-"""Shared command-line plumbing: logging set-up and one-line errors instead of tracebacks."""
+"""Command-line plumbing shared by every script: flags built from the Config, the typed value parser,
+one-line errors instead of tracebacks, logging, and importing TensorFlow quietly."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
 import os
 import sys
 
+from .config import AUTO, Config, allows_auto, base_type, field_types, flag_name
 from .errors import ColorganError
 
 
@@ -46,3 +50,90 @@ def run_main(prog: str, main) -> None:
     except KeyboardInterrupt:
         raise SystemExit(130)
     raise SystemExit(code or 0)
+
+
+# ---- flags from the config ---------------------------------------------------------------------------
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (plus a hint) instead of the full usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_value(name: str, text: str):
+    """Text (a flag's argument, a sweep's grid value) -> the typed value of Config field `name`.
+
+    The type comes from the field's annotation: int, float, bool, str, list[str] (comma-separated), each
+    possibly `| Auto` ("auto"). Raises ValueError with a one-line reason.
+    """
+    annotation = field_types()[name]
+    text = text.strip()
+    if text == AUTO and allows_auto(annotation):
+        return AUTO
+    kind = base_type(annotation)
+    if kind is list:
+        return [t.strip() for t in text.split(",") if t.strip()]
+    if kind is bool:
+        if text.lower() in TRUE_WORDS + FALSE_WORDS:
+            return text.lower() in TRUE_WORDS
+        raise ValueError(f"{text!r} is not a boolean (true or false)")
+    try:
+        return kind(text)
+    except ValueError:
+        what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+        raise ValueError(f"{text!r} is not {what}" + (" or 'auto'" if allows_auto(annotation) else "")) from None
+
+
+def format_value(value) -> str:
+    """The command-line spelling of a config value (the inverse of parse_value)."""
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _shown(default) -> str:
+    """A default as --help shows it: numbers as they are, text quoted (so an empty one is visible)."""
+    return str(default) if isinstance(default, (int, float)) else repr(format_value(default))
+
+
+def _flag_type(name: str):
+    def convert(text: str):
+        try:
+            return parse_value(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = name
+    return convert
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names=None, defaults: dict | None = None) -> None:
+    """One flag per Config field (or per field in `names`), typed from its annotation, defaults in --help.
+
+    Flags left out parse as None, so `overrides_from_args` returns only what was given; `defaults` changes
+    the default shown (for commands that apply their own, such as the benchmark).
+    """
+    base = {**dataclasses.asdict(Config()), **(defaults or {})}
+    for f in dataclasses.fields(Config):
+        if names is not None and f.name not in names:
+            continue
+        help_text = f.metadata.get("help", "")
+        default = base[f.name]
+        if base_type(field_types()[f.name]) is bool:
+            parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} (default: {'on' if default else 'off'})".replace("%", "%%"))
+            continue
+        choices = f.metadata.get("choices")
+        parser.add_argument(flag_name(f.name), type=_flag_type(f.name), default=None, choices=choices,
+                            metavar=None if choices else f.name.upper(),
+                            help=f"{help_text} (default: {_shown(default)})".replace("%", "%%"))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """The Config fields given on the command line (flags left out are None)."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}

@@ -1,22 +1,33 @@
-"""One typed training config, its command line, and its JSON form saved beside each run.
+"""One typed training config: its fields with their choices and ranges, validation, and config.json.
 
-Every field is a flag (`image_size` -> `--image-size`); `--help` lists them with their defaults.
-Fields whose default is "auto" (0 or "") are resolved once the data is known, and the resolved
-config is what `config.json` records, so evaluation and `--resume` rebuild the run with no flags.
+Every field is a flag (`image_size` -> `--image-size`, built in cli.py from the annotations); `--help`
+lists them with their defaults. A field that may be worked out from the data or the machine has the
+value "auto" (written the same way in Python, on the command line and in config.json). `resolved()`
+fills in what can be known before training, and config.json records the resolved config, so evaluation
+and `--resume` rebuild the run with no flags.
+
+config.json carries a schema version; files written by earlier versions are migrated when loaded
+(`migrate`), so old runs still resume, evaluate and colorize.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .errors import ColorganError
 
+AUTO = "auto"
+Auto = Literal["auto"]
+SCHEMA_VERSION = 2
 DEFAULT_DATA = "data/cifar10-mini"
+
+# Each list of choices, defined once; the modules implementing them import them from here.
 COLOR_SPACES = ("lab", "rgb")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODELS = ("pix2pix", "unet-l1", "autoencoder")
@@ -28,137 +39,163 @@ SWITCHES = ("auto", "on", "off")
 STRATEGIES = ("none", "mirrored", "multiworker")
 
 
-def _opt(default, help, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def unet_depth(image_size: int) -> int:
+    """Stride-2 levels of the U-Net: down to 1x1 at 256 px and below, 8 levels above."""
+    return max(1, min(8, int(math.log2(max(image_size, 1)))))
+
+
+# ---- per-field checks (beyond choices and ranges) --------------------------------------------------
+def _unet_size(value: int) -> str | None:
+    # The U-Net halves the image down to 1x1 (8 levels above 256 px): sides must divide evenly.
+    if value < 16 or value % (2 ** unet_depth(value)):
+        return f"{value} is not a power of two from 16 (or a multiple of 256 above)"
+    return None
+
+
+def _plain_name(value: str) -> str | None:
+    if os.sep in value or value in (".", ".."):
+        return f"{value!r} must be a plain name, not a path"
+    return None
+
+
+def _not_blank(value: str) -> str | None:
+    return "must not be empty" if not value.strip() else None
+
+
+def _opt(default, help: str, choices: tuple | None = None, interval: str | None = None, check=None,
+         used_by: tuple | None = None, **kwargs):
+    """A config field. interval: a range such as "[0, 1)" or "(0, inf)"; check(value) -> error or None;
+    used_by: the --model values the field applies to (set away from its default with another model, it is
+    an error rather than silently ignored)."""
+    metadata = {"help": help, "choices": choices, "interval": interval, "check": check, "used_by": used_by}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class Config:
     # data
     data: str = _opt(DEFAULT_DATA, "a paired folder (color/ + gray/), a folder of colour images (flat or class "
-                                   "subfolders), a folder with train/ and test/ class subfolders, or 'cifar10'")
-    classes: list[str] = field(default_factory=list, metadata={
-        "help": "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)"})
-    image_size: int = _opt(0, "training size in pixels, a power of two (0: 32 for CIFAR-10-sized data, 256 otherwise)")
+                                   "subfolders), a folder with train/ and test/ class subfolders, or 'cifar10'",
+                     check=_not_blank)
+    classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)")
+    image_size: int | Auto = _opt(AUTO, "training size in pixels, a power of two (auto: 32 for CIFAR-10-sized "
+                                        "data, 256 otherwise)", check=_unet_size)
     color_space: str = _opt("lab", "lab: predict ab from L; rgb: predict RGB from gray", COLOR_SPACES)
-    val_split: float = _opt(0.1, "validation fraction for data without its own test split")
+    val_split: float = _opt(0.1, "validation fraction for data without its own test split", interval="[0, 1)")
     jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
     # model
     model: str = _opt("pix2pix", "pix2pix: U-Net + PatchGAN (BCE + lambda L1); unet-l1: the same U-Net trained with "
                                  "--loss alone; autoencoder: a 4-level conv encoder-decoder trained with --loss", MODELS)
-    skip_connections: bool = _opt(False, "autoencoder only: U-Net-style skip connections")
-    loss: str = _opt("l1", "reconstruction loss of the non-adversarial models (unet-l1, autoencoder)", LOSSES)
-    base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)")
+    skip_connections: bool = _opt(False, "U-Net-style skip connections in the autoencoder (the U-Net always has "
+                                         "them)", used_by=("autoencoder",))
+    loss: str = _opt("l1", "reconstruction loss of the non-adversarial models (pix2pix trains with --gan-loss + "
+                           "lambda * L1)", LOSSES, used_by=("unet-l1", "autoencoder"))
+    base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)",
+                             interval="[1, inf)")
     norm: str = _opt("batch", "normalisation in the generator (and autoencoder)", NORMS)
-    g_dropout: float = _opt(0.5, "dropout rate in the first three U-Net decoder blocks")
+    g_dropout: float = _opt(0.5, "dropout rate in the first three U-Net decoder blocks", interval="[0, 1)")
     # discriminator and adversarial loss (pix2pix only)
     d_norm: str = _opt("batch", "normalisation in the discriminator (wgan-gp needs instance, group or none)", NORMS)
     spectral_norm: bool = _opt(False, "spectral normalisation of every discriminator convolution")
-    d_dropout: float = _opt(0.0, "dropout rate after each hidden discriminator layer")
+    d_dropout: float = _opt(0.0, "dropout rate after each hidden discriminator layer", interval="[0, 1)")
     gan_loss: str = _opt("vanilla", "adversarial loss: vanilla (BCE), lsgan (least squares), hinge, or wgan-gp "
                                     "(Wasserstein critic with gradient penalty)", GAN_LOSSES)
-    gp_weight: float = _opt(10.0, "wgan-gp: weight of the gradient penalty")
-    critic_steps: int = _opt(1, "discriminator updates per generator update (wgan-gp commonly uses 5)")
-    label_smoothing: float = _opt(0.0, "one-sided label smoothing: real target 1 - this (vanilla and lsgan)")
-    l1_warmup_epochs: int = _opt(0, "train the generator on L1 alone for this many epochs before the adversary starts")
+    gp_weight: float = _opt(10.0, "wgan-gp: weight of the gradient penalty", interval="[0, inf)")
+    critic_steps: int = _opt(1, "discriminator updates per generator update (wgan-gp commonly uses 5)",
+                             interval="[1, inf)")
+    label_smoothing: float = _opt(0.0, "one-sided label smoothing: real target 1 - this (vanilla and lsgan)",
+                                  interval="[0, 0.5)")
+    l1_warmup_epochs: int = _opt(0, "train the generator on L1 alone for this many epochs before the adversary "
+                                    "starts", interval="[0, inf)")
     # optimisation
-    batch_size: int = _opt(0, "images per step (0: 64 up to 64 px, 16 at 128 px, 4 above)")
-    epochs: int = _opt(20, "epochs to train in total")
-    steps_per_epoch: int = _opt(0, "train steps per epoch (0: one pass over the training data)")
-    val_steps: int = _opt(0, "validation batches per epoch (0: the whole validation split)")
-    lr: float = _opt(2e-4, "Adam learning rate of the generator (and of the discriminator unless --d-lr)")
-    d_lr: float = _opt(0.0, "Adam learning rate of the discriminator (0: the same as --lr)")
-    beta1: float = _opt(0.5, "Adam beta_1")
+    batch_size: int | Auto = _opt(AUTO, "images per step (auto: 64 up to 64 px, 16 at 128 px, 4 above)",
+                                  interval="[1, inf)")
+    epochs: int = _opt(20, "epochs to train in total", interval="[1, inf)")
+    steps_per_epoch: int | Auto = _opt(AUTO, "train steps per epoch (auto: one pass over the training data)",
+                                       interval="[1, inf)")
+    val_steps: int | Auto = _opt(AUTO, "validation batches per epoch (auto: the whole validation split)",
+                                 interval="[1, inf)")
+    lr: float = _opt(2e-4, "Adam learning rate of the generator (and of the discriminator unless --d-lr)",
+                     interval="(0, inf)")
+    d_lr: float | Auto = _opt(AUTO, "Adam learning rate of the discriminator (auto: the same as --lr)",
+                              interval="(0, inf)")
+    beta1: float = _opt(0.5, "Adam beta_1", interval="[0, 1)")
     lr_schedule: str = _opt("constant", "constant; linear: constant, then linear decay to 0 over the last "
                                         "--decay-epochs (pix2pix); cosine: cosine decay to 0 over all epochs", SCHEDULES)
-    decay_epochs: int = _opt(0, "linear schedule: epochs of decay at the end (0: half of --epochs)")
-    clip_norm: float = _opt(0.0, "clip each network's gradient to this global norm (0: no clipping)")
-    lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss")
-    precision: str = _opt("auto", "fp32; bf16: mixed bfloat16, float32 weights (faster on CPUs with AMX/AVX-512 "
-                                  "BF16); fp16: mixed float16 with loss scaling (GPUs). auto: bf16 on such CPUs, "
-                                  "fp32 elsewhere", PRECISIONS)
-    xla: str = _opt("auto", "XLA-compile the train step (jit_compile); auto: on with a GPU, off on CPUs, where it "
-                            "made this model about 4x slower", SWITCHES)
+    decay_epochs: int | Auto = _opt(AUTO, "linear schedule: epochs of decay at the end (auto: half of --epochs)",
+                                    interval="[1, inf)")
+    clip_norm: float = _opt(0.0, "clip each network's gradient to this global norm (0: no clipping)",
+                            interval="[0, inf)")
+    lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss", interval="[0, inf)")
+    precision: str = _opt(AUTO, "fp32; bf16: mixed bfloat16, float32 weights (faster on CPUs with AMX/AVX-512 "
+                                "BF16); fp16: mixed float16 with loss scaling (GPUs). auto: bf16 on such CPUs, "
+                                "fp32 elsewhere", PRECISIONS)
+    xla: str = _opt(AUTO, "XLA-compile the train step (jit_compile); auto: on with a GPU, off on CPUs, where it "
+                          "made this model slower", SWITCHES)
     strategy: str = _opt("none", "tf.distribute: none (one device), mirrored (all local GPUs, or logical CPUs), "
                                  "multiworker (several machines, configured by TF_CONFIG)", STRATEGIES)
     seed: int = _opt(42, "seed for the data split, data order and initialisation")
     # outputs
-    run_name: str = _opt("", "run directory name under --checkpoint-dir (default: <data>-<date>-<time>)")
-    checkpoint_dir: str = _opt("checkpoints", "where run directories are written")
-    num_samples: int = _opt(8, "validation images in each epoch's sample grid")
+    run_name: str = _opt(AUTO, "run directory name under --checkpoint-dir (auto: <data>-<date>-<time>)",
+                         check=_plain_name)
+    checkpoint_dir: str = _opt("checkpoints", "where run directories are written", check=_not_blank)
+    num_samples: int = _opt(8, "validation images in each epoch's sample grid", interval="[0, inf)")
 
     # ---- derived values -------------------------------------------------------------------------
     @property
     def unet_depth(self) -> int:
-        """Stride-2 levels of the U-Net: down to 1x1 at 256 px and below, 8 levels above."""
         return unet_depth(self.image_size)
 
+    @property
+    def discriminator_lr(self) -> float:
+        return self.lr if self.d_lr == AUTO else self.d_lr
+
     def resolved(self, default_image_size: int) -> "Config":
-        """The config with its "auto" fields filled in, validated."""
-        size = self.image_size or default_image_size
-        batch = self.batch_size or (64 if size <= 64 else 16 if size <= 128 else 4)
-        precision = self.precision if self.precision != "auto" else default_precision()
-        xla = self.xla if self.xla != "auto" else ("on" if _has_gpu() else "off")
+        """The config with what can be known before training filled in (size, batch, precision, XLA), validated.
+
+        steps_per_epoch, val_steps, d_lr and decay_epochs stay "auto": they follow the data and --epochs,
+        which a resumed run may change.
+        """
+        from .runtime import default_precision, default_xla
+
+        size = default_image_size if self.image_size == AUTO else self.image_size
+        batch = self.batch_size if self.batch_size != AUTO else (64 if size <= 64 else 16 if size <= 128 else 4)
+        precision = default_precision() if self.precision == AUTO else self.precision
+        xla = default_xla() if self.xla == AUTO else self.xla
         cfg = dataclasses.replace(self, image_size=size, batch_size=batch, precision=precision, xla=xla)
         cfg.validate()
         return cfg
 
+    # ---- validation -----------------------------------------------------------------------------
     def validate(self) -> None:
-        def bad(flag, why):
-            raise ColorganError(f"--{flag.replace('_', '-')}: {why}")
-
+        """Raise ColorganError naming the flag of the first bad value: choices, ranges and checks declared
+        with each field, the models a field applies to, then the rules that tie fields together."""
+        defaults = Config()
         for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                bad(f.name, f"{getattr(self, f.name)!r} is not one of {', '.join(choices)}")
-        if self.image_size:
-            if self.image_size < 16 or self.image_size % (2 ** unet_depth(self.image_size)):
-                bad("image_size", f"{self.image_size} is not a power of two from 16 (or a multiple of 256 above)")
-        for name in ("batch_size",):
-            if getattr(self, name) < 0:
-                bad(name, "must be positive")
-        for name in ("epochs", "base_filters", "critic_steps"):
-            if getattr(self, name) < 1:
-                bad(name, "must be at least 1")
-        for name in ("steps_per_epoch", "val_steps", "num_samples", "decay_epochs", "l1_warmup_epochs"):
-            if getattr(self, name) < 0:
-                bad(name, "must be 0 or more")
-        if not 0.0 <= self.val_split < 1.0:
-            bad("val_split", f"{self.val_split} is not in [0, 1)")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad("lr", f"{self.lr} is not a positive number")
-        if not 0.0 <= self.beta1 < 1.0:
-            bad("beta1", f"{self.beta1} is not in [0, 1)")
-        if not (self.d_lr >= 0 and math.isfinite(self.d_lr)):
-            bad("d_lr", f"{self.d_lr} is not a number >= 0")
-        for name in ("lambda_l1", "gp_weight", "clip_norm"):
-            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                bad(name, f"{getattr(self, name)} is not a number >= 0")
-        for name in ("g_dropout", "d_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                bad(name, f"{getattr(self, name)} is not a rate in [0, 1)")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            bad("label_smoothing", f"{self.label_smoothing} is not in [0, 0.5)")
+            value = getattr(self, f.name)
+            problem = field_problem(f, value)
+            used_by = f.metadata.get("used_by")
+            if problem is None and used_by and self.model not in used_by and value != getattr(defaults, f.name):
+                problem = f"applies to --model {' or '.join(used_by)}, not {self.model}"
+            if problem:
+                raise ColorganError(f"{flag_name(f.name)}: {problem}")
+        for name, problem in self._combination_problems():
+            raise ColorganError(f"{flag_name(name)}: {problem}")
+
+    def _combination_problems(self):
         if self.label_smoothing and self.gan_loss not in ("vanilla", "lsgan"):
-            bad("label_smoothing", f"applies to the vanilla and lsgan losses, not {self.gan_loss}")
+            yield "label_smoothing", f"applies to the vanilla and lsgan losses, not {self.gan_loss}"
         if self.gan_loss == "wgan-gp" and self.d_norm == "batch":
-            bad("d_norm", "batch normalisation mixes the images of a batch, which breaks wgan-gp's per-image "
-                          "gradient penalty; use --d-norm instance, group or none")
-        if self.decay_epochs > self.epochs:
-            bad("decay_epochs", f"{self.decay_epochs} is more than --epochs {self.epochs}")
-        if self.skip_connections and self.model != "autoencoder":
-            bad("skip_connections", f"only applies to --model autoencoder (the {self.model} U-Net always has them)")
-        if self.loss != "l1" and self.model == "pix2pix":
-            bad("loss", "pix2pix trains with --gan-loss + lambda * L1; --loss applies to unet-l1 and autoencoder")
-        for name in ("data", "checkpoint_dir"):
-            if not getattr(self, name).strip():
-                bad(name, "must not be empty")
-        if self.run_name and (os.sep in self.run_name or self.run_name in (".", "..")):
-            bad("run_name", f"{self.run_name!r} must be a plain name, not a path")
+            yield "d_norm", ("batch normalisation mixes the images of a batch, which breaks wgan-gp's per-image "
+                             "gradient penalty; use --d-norm instance, group or none")
+        if self.decay_epochs != AUTO and self.decay_epochs > self.epochs:
+            yield "decay_epochs", f"{self.decay_epochs} is more than --epochs {self.epochs}"
 
     # ---- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"schema": SCHEMA_VERSION, **dataclasses.asdict(self)}
 
     def save(self, path: str | os.PathLike) -> None:
         from .atomic import atomic_write_text
@@ -166,6 +203,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
+        values = migrate(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -183,63 +221,111 @@ class Config:
             raise ColorganError(f"{path}: not a readable config ({e})") from None
         if not isinstance(values, dict):
             raise ColorganError(f"{path}: not a config (expected a JSON object)")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ColorganError as e:
+            raise ColorganError(f"{path}: {e}") from None
 
 
-def default_precision() -> str:
-    """bf16 where the CPU computes bfloat16 natively (AMX or AVX-512 BF16) and no GPU is visible."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    if "amx_bf16" not in flags and "avx512_bf16" not in flags:
-        return "fp32"
-    return "fp32" if _has_gpu() else "bf16"
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def _has_gpu() -> bool:
-    import tensorflow as tf
-    return bool(tf.config.list_physical_devices("GPU"))
+def field_types() -> dict[str, object]:
+    """Each field's annotation as a type (the module uses postponed annotations, so f.type is a string)."""
+    return typing.get_type_hints(Config)
 
 
-def unet_depth(image_size: int) -> int:
-    return max(1, min(8, int(math.log2(max(image_size, 1)))))
+def allows_auto(annotation) -> bool:
+    return Auto in typing.get_args(annotation)
 
 
-# ---- command line -------------------------------------------------------------------------------
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one line (plus a hint) instead of the full usage block."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _parse_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def base_type(annotation):
+    """int for `int | Auto`, list for `list[str]`, else the annotation itself."""
+    args = [a for a in typing.get_args(annotation) if a is not Auto]
+    if typing.get_origin(annotation) is list:
+        return list
+    return args[0] if args and typing.get_origin(annotation) is not Literal else annotation
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per Config field, defaults shown in --help."""
-    defaults = Config()
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        help_text = f.metadata.get("help", "")
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{help_text} (default: {'on' if default else 'off'})".replace("%", "%%"))
-            continue
-        kind = {"int": int, "float": float, "str": str, "list[str]": _parse_list}.get(str(f.type), str)
-        shown = ",".join(default) if isinstance(default, list) else default
-        parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
-                            metavar=f.name.upper() if not f.metadata.get("choices") else None,
-                            help=f"{help_text} (default: {shown!r})".replace("%", "%%"))
+def _in_interval(value: float, interval: str) -> bool:
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    return above and below
 
 
-def overrides_from_args(args: argparse.Namespace) -> dict:
-    """The Config fields given on the command line (flags left out are None)."""
-    names = {f.name for f in dataclasses.fields(Config)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+def _outside(value, interval: str) -> str:
+    low, high = (x.strip() for x in interval[1:-1].split(","))
+    if high == "inf" and interval[0] == "(":
+        return f"{value} is not a positive number" if low == "0" else f"{value} is not more than {low}"
+    if high == "inf":
+        return f"{value} is less than {low}"
+    return f"{value} is not in {interval}"
+
+
+def field_problem(f: dataclasses.Field, value) -> str | None:
+    """What is wrong with `value` for field f (its type, choices, range, own check), or None."""
+    if value == AUTO and allows_auto(field_types()[f.name]):
+        return None
+    kind = base_type(field_types()[f.name])
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok_type = isinstance(value, kind) and not (kind is int and isinstance(value, bool)) and \
+        not (kind is list and not all(isinstance(item, str) for item in value))
+    if not ok_type:
+        what = {int: "a whole number", float: "a number", list: "a list of names"}.get(kind, "a " + kind.__name__)
+        return f"{value!r} is not {what}" + \
+               (" or 'auto'" if allows_auto(field_types()[f.name]) else "")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        return f"{value!r} is not one of {', '.join(choices)}"
+    if kind in (int, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    interval = f.metadata.get("interval")
+    if interval and not _in_interval(value, interval):
+        return _outside(value, interval)
+    check = f.metadata.get("check")
+    return check(value) if check else None
+
+
+# ---- config.json versions ----------------------------------------------------------------------------
+# Schema 1 (files without "schema"): "auto" was written 0 in these fields and "" in run_name, and these
+# fields did not exist yet; the values below are what such runs trained with.
+V1_AUTO_ZERO = ("image_size", "batch_size", "steps_per_epoch", "val_steps", "d_lr", "decay_epochs")
+V1_ADDED_LATER = {
+    "norm": "batch", "g_dropout": 0.5, "d_norm": "batch", "spectral_norm": False, "d_dropout": 0.0,
+    "gan_loss": "vanilla", "gp_weight": 10.0, "critic_steps": 1, "label_smoothing": 0.0, "l1_warmup_epochs": 0,
+    "d_lr": 0.0, "lr_schedule": "constant", "decay_epochs": 0, "clip_norm": 0.0, "xla": "off", "strategy": "none",
+}
+
+
+def _from_schema_1(values: dict) -> dict:
+    values = {**V1_ADDED_LATER, **values}
+    for name in V1_AUTO_ZERO:
+        if values.get(name) == 0:
+            values[name] = AUTO
+    if values.get("run_name") == "":
+        values["run_name"] = AUTO
+    return values
+
+
+MIGRATIONS = {1: _from_schema_1}  # schema N -> N + 1
+
+
+def migrate(values: dict) -> dict:
+    """A config.json's values brought to SCHEMA_VERSION, one version at a time (without the "schema" key)."""
+    values = dict(values)
+    version = values.pop("schema", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ColorganError(f"config schema {version!r} is not a version number")
+    if version > SCHEMA_VERSION:
+        raise ColorganError(f"config schema {version} is newer than this colorgan reads ({SCHEMA_VERSION}); "
+                            f"update colorgan")
+    while version < SCHEMA_VERSION:
+        values = MIGRATIONS[version](values)
+        version += 1
+    return values
 
 
 def config_from_overrides(overrides: dict, base: Config | None = None) -> Config:

@@ -11,6 +11,7 @@ random crop and mirror of the jitter are identical for input and target by const
 """
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import re
@@ -35,19 +36,100 @@ GRAY_REASON = "grayscale (no colour to learn from)"
 # Decoded training sets below this size are cached in memory (uint8 at the training size).
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3
 JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
+# A prime: the mid-epoch data-order seeds (seed + this * (epoch + 1) + step) lie apart from the
+# epoch-boundary ones (seed + epoch); see data_order_seed.
+MID_EPOCH_SEED_STRIDE = 7919
 PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
+class ImageSet(abc.ABC):
+    """The images of one split, on disk (FileImages) or in memory (ArrayImages).
+
+    Consumers use only this interface, so none needs to know where the images are.
+    """
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def subset(self, indices) -> ImageSet:
+        """The images at `indices`, in that order, as the same kind of set."""
+
+    @abc.abstractmethod
+    def _decoded(self, size: int) -> tf.data.Dataset:
+        """uint8 [H, W, 4] (RGB + gray) examples at their own size; `size` is only a hint for decoding."""
+
+    @abc.abstractmethod
+    def max_side(self) -> int:
+        """The longer side in pixels of the images (of the first one: a set's images are taken to share a size)."""
+
+    @abc.abstractmethod
+    def labels(self, classes: list[str]) -> np.ndarray | None:
+        """Class index of each image in `classes`, or None if some image has no known class."""
+
+    def examples(self, size: int) -> tf.data.Dataset:
+        """Decoded, resized uint8 [size, size, 4] (RGB + gray) examples; files that fail to decode are skipped."""
+        ds = self._decoded(size).map(lambda x: resize_example(x, size), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.ignore_errors()  # files were checked by the scan; one that changed since is named and dropped
+
+
 @dataclass
-class ImageSet:
-    """Images of one split: colour paths with paired gray paths (or None: derive gray), or an array."""
+class FileImages(ImageSet):
+    """Image files: colour paths, their paired gray paths (None: gray derived from colour), and per file
+    (pair) whether TensorFlow's decoders read it the same as Pillow (`plain`; None: all through Pillow)."""
     color: list[str] = field(default_factory=list)
     gray: list[str] | None = None
-    array: np.ndarray | None = None  # uint8 [N, H, W, 3], e.g. from keras.datasets
-    plain: list[bool] | None = None  # per file (pair): TensorFlow can decode it; else Pillow (None: Pillow)
+    plain: list[bool] | None = None
 
-    def __len__(self):
-        return len(self.array) if self.array is not None else len(self.color)
+    def __len__(self) -> int:
+        return len(self.color)
+
+    def subset(self, indices) -> FileImages:
+        indices = [int(i) for i in indices]
+        pick = lambda values: None if values is None else [values[i] for i in indices]
+        return FileImages(color=pick(self.color), gray=pick(self.gray), plain=pick(self.plain))
+
+    def _decoded(self, size: int) -> tf.data.Dataset:
+        # Typed constants: an empty list would otherwise become a float tensor.
+        color = tf.constant(self.color, tf.string)
+        plain = tf.constant(self.plain if self.plain is not None else [False] * len(self), tf.bool)
+        if self.gray is None:
+            return tf.data.Dataset.from_tensor_slices((color, plain)).map(
+                lambda c, p: load_example(c, min_size=size, plain=p), num_parallel_calls=tf.data.AUTOTUNE)
+        return tf.data.Dataset.from_tensor_slices((color, tf.constant(self.gray, tf.string), plain)).map(
+            lambda c, g, p: load_example(c, g, min_size=size, plain=p), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def max_side(self) -> int:
+        info = inspect_image(self.color[0])
+        return max(info.width, info.height)
+
+    def labels(self, classes: list[str]) -> np.ndarray | None:
+        """Class index of each image from its folder name, or None if some image has no known class."""
+        folders = [Path(p).parent.name for p in self.color]
+        labels = [classes.index(f) if f in classes else -1 for f in folders]
+        return None if min(labels, default=-1) < 0 else np.array(labels)
+
+
+@dataclass(eq=False)
+class ArrayImages(ImageSet):
+    """Images in memory: uint8 [N, H, W, 3], e.g. from keras.datasets (gray derived from colour)."""
+    array: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def subset(self, indices) -> ArrayImages:
+        return ArrayImages(self.array[[int(i) for i in indices]])
+
+    def _decoded(self, size: int) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(self.array).map(stack_with_gray,
+                                                                  num_parallel_calls=tf.data.AUTOTUNE)
+
+    def max_side(self) -> int:
+        return max(self.array.shape[1:3])
+
+    def labels(self, classes: list[str]) -> np.ndarray | None:
+        return None  # an array carries no folder names
 
 
 @dataclass
@@ -118,10 +200,9 @@ def report_skipped(skipped: list[str]) -> None:
 
 def list_images(folder: Path) -> list[Path]:
     """Readable colour images under folder; the others are warned about with their reason."""
-    skipped: list[str] = []
-    files = colour_images(folder, [], skipped).color
+    images, skipped = color_images(folder, [])
     report_skipped(skipped)
-    return [Path(p) for p in files]
+    return [Path(p) for p in images.color]
 
 
 def class_folders(folder: Path, classes: list[str]) -> list[Path]:
@@ -137,16 +218,15 @@ def class_folders(folder: Path, classes: list[str]) -> list[Path]:
     return [folder / c for c in classes]
 
 
-def colour_images(folder: Path, classes: list[str], skipped: list[str], keep_gray: bool = False) -> ImageSet:
-    """The files under folder (or its class subfolders) that decode and (unless keep_gray) have colour;
-    the others are appended to skipped with their reason."""
+def color_images(folder: Path, classes: list[str], keep_gray: bool = False) -> tuple[FileImages, list[str]]:
+    """The files under folder (or its class subfolders) that decode and (unless keep_gray) have colour,
+    and 'path: reason' for each of the others."""
     files = [p for sub in class_folders(folder, classes) for p in image_files(sub)]
-    good, bad = scan_images(files)
-    skipped += bad
+    good, skipped = scan_images(files)
     if not keep_gray:
         skipped += [f"{p}: {GRAY_REASON}" for p, info in good.items() if info.gray]
     kept = [p for p in files if p in good and (keep_gray or not good[p].gray)]
-    return ImageSet(color=[str(p) for p in kept], plain=[good[p].plain for p in kept])
+    return FileImages(color=[str(p) for p in kept], plain=[good[p].plain for p in kept]), skipped
 
 
 def _same_shape(a: ImageInfo, b: ImageInfo) -> bool:
@@ -154,19 +234,12 @@ def _same_shape(a: ImageInfo, b: ImageInfo) -> bool:
     return abs(a.width * b.height - b.width * a.height) <= 0.02 * a.width * b.height
 
 
-def paired_images(folder: Path, skipped: list[str] | None = None, keep_gray: bool = False) -> ImageSet:
-    """color/X.* paired with gray/X.* by file stem; unpaired, unreadable and mismatched pairs are skipped.
-
-    The reasons are appended to `skipped`, or warned about when it is not given.
-    """
-    if skipped is None:
-        skipped = []
-        images = paired_images(folder, skipped, keep_gray)
-        report_skipped(skipped)
-        return images
+def paired_images(folder: Path, keep_gray: bool = False) -> tuple[FileImages, list[str]]:
+    """color/X.* paired with gray/X.* by file stem, and 'path: reason' for each file left out:
+    unpaired, unreadable, and pairs of different shapes."""
     color = {p.relative_to(folder / "color").with_suffix(""): p for p in image_files(folder / "color")}
     gray = {p.relative_to(folder / "gray").with_suffix(""): p for p in image_files(folder / "gray")}
-    skipped += [f"{color[s]}: no gray partner in {folder / 'gray'}" for s in sorted(color.keys() - gray.keys())]
+    skipped = [f"{color[s]}: no gray partner in {folder / 'gray'}" for s in sorted(color.keys() - gray.keys())]
     skipped += [f"{gray[s]}: no colour partner in {folder / 'color'}" for s in sorted(gray.keys() - color.keys())]
     stems = sorted(color.keys() & gray.keys(), key=_natural_key)
     good, bad = scan_images([color[s] for s in stems] + [gray[s] for s in stems])
@@ -183,8 +256,9 @@ def paired_images(folder: Path, skipped: list[str] | None = None, keep_gray: boo
                            f"(a different shape, so not the same photo)")
         else:
             kept.append(s)
-    return ImageSet(color=[str(color[s]) for s in kept], gray=[str(gray[s]) for s in kept],
-                    plain=[good[color[s]].plain and good[gray[s]].plain for s in kept])
+    images = FileImages(color=[str(color[s]) for s in kept], gray=[str(gray[s]) for s in kept],
+                        plain=[good[color[s]].plain and good[gray[s]].plain for s in kept])
+    return images, skipped
 
 
 def _natural_key(stem: Path):
@@ -200,8 +274,7 @@ def split_images(images: ImageSet, val_split: float, seed: int) -> tuple[ImageSe
         n_val = min(max(n_val, 1), n - 1)
     order = np.random.default_rng(seed).permutation(n)
     val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
-
-    return subset(images, train_idx), subset(images, val_idx)
+    return images.subset(train_idx), images.subset(val_idx)
 
 
 def _cifar10_download(classes: list[str]) -> DataSource:
@@ -217,7 +290,7 @@ def _cifar10_download(classes: list[str]) -> DataSource:
     keep = [CIFAR10_CLASSES.index(c) for c in classes] if classes else list(range(10))
     pick = lambda x, y: x[np.isin(y.reshape(-1), keep)]
     return DataSource("cifar10" + ("-" + "-".join(classes) if classes else ""), "CIFAR-10 (keras.datasets)",
-                      ImageSet(array=pick(x_train, y_train)), ImageSet(array=pick(x_test, y_test)), 32)
+                      ArrayImages(pick(x_train, y_train)), ArrayImages(pick(x_test, y_test)), 32)
 
 
 def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
@@ -234,24 +307,25 @@ def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
     if not path.is_dir():
         raise ColorganError(f"--data {path}: not a folder")
     name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(cfg.classes) if cfg.classes else "")
-    skipped: list[str] = []
-
     has = {d: (path / d).is_dir() for d in ("color", "gray", "train", "test", "val")}
     if has["color"] and has["gray"]:
         if cfg.classes:
             raise ColorganError(f"--classes: {path} is a paired color/ + gray/ folder, it has no classes")
-        train, val = split_images(paired_images(path, skipped, keep_gray), cfg.val_split, cfg.seed)
+        images, skipped = paired_images(path, keep_gray)
+        train, val = split_images(images, cfg.val_split, cfg.seed)
         kind = "paired color/ + gray/ folder"
     elif has["gray"]:
         raise ColorganError(f"--data {path}: has gray/ but no color/ folder to pair it with")
     elif has["train"] and (has["test"] or has["val"]):
         val_dir = path / ("test" if has["test"] else "val")
-        train = colour_images(path / "train", cfg.classes, skipped, keep_gray)
-        val = colour_images(val_dir, cfg.classes, skipped, keep_gray)
+        train, skipped_train = color_images(path / "train", cfg.classes, keep_gray)
+        val, skipped_val = color_images(val_dir, cfg.classes, keep_gray)
+        skipped = skipped_train + skipped_val
         kind = f"colour folder with train/ and {val_dir.name}/"
     else:
         folder = path / "color" if has["color"] else path
-        train, val = split_images(colour_images(folder, cfg.classes, skipped, keep_gray), cfg.val_split, cfg.seed)
+        images, skipped = color_images(folder, cfg.classes, keep_gray)
+        train, val = split_images(images, cfg.val_split, cfg.seed)
         kind = "colour folder (gray derived)"
     report_skipped(skipped)
     if len(train) == 0:
@@ -265,10 +339,7 @@ def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
 
 def _is_tiny(images: ImageSet) -> bool:
     """CIFAR-10-sized data (32x32) trains at 32 px by default; anything else at 256 px."""
-    if images.array is not None:
-        return images.array.shape[1] <= 32
-    info = inspect_image(images.color[0])
-    return max(info.width, info.height) <= 32
+    return images.max_side() <= 32
 
 
 # ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
@@ -293,8 +364,8 @@ def decode_rgb(path, min_size: int = 0, plain=False):
         return tf.numpy_function(_read_rgb_for_tf, [path, min_size], tf.uint8, stateful=False)
 
     def with_tensorflow():
-        # TF's default JPEG decoding (its fast DCT: within a few levels of Pillow's) keeps the metrics
-        # comparable with the data's published reference figures, which were decoded this way.
+        # TF's default JPEG decoding (its fast DCT: within a few levels of Pillow's), not its accurate one:
+        # the usual way TensorFlow reads JPEGs, so metrics stay comparable with figures measured that way.
         return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
     if isinstance(plain, bool):
@@ -353,23 +424,6 @@ def example_to_model_io(example, color_space: str):
 
 
 # ---- pipelines --------------------------------------------------------------------------------
-def example_dataset(images: ImageSet, size: int) -> tf.data.Dataset:
-    """Decoded, resized uint8 [size, size, 4] examples; files that fail to decode are skipped."""
-    autotune = tf.data.AUTOTUNE
-    if images.array is not None:
-        ds = tf.data.Dataset.from_tensor_slices(images.array).map(stack_with_gray, num_parallel_calls=autotune)
-    else:
-        plain = images.plain if images.plain is not None else [False] * len(images)
-        if images.gray is None:
-            ds = tf.data.Dataset.from_tensor_slices((images.color, plain)).map(
-                lambda c, p: load_example(c, min_size=size, plain=p), num_parallel_calls=autotune)
-        else:
-            ds = tf.data.Dataset.from_tensor_slices((images.color, images.gray, plain)).map(
-                lambda c, g, p: load_example(c, g, min_size=size, plain=p), num_parallel_calls=autotune)
-    ds = ds.map(lambda x: resize_example(x, size), num_parallel_calls=autotune)
-    return ds.ignore_errors()  # files were checked by the scan; one that changed since is named and dropped
-
-
 def _maybe_cache(ds: tf.data.Dataset, n: int, size: int) -> tf.data.Dataset:
     return ds.cache() if n * size * size * 4 <= CACHE_LIMIT_BYTES else ds
 
@@ -379,36 +433,52 @@ def steps_per_pass(n: int, batch_size: int) -> int:
     return max(1, n // batch_size)
 
 
-def train_dataset(images: ImageSet, cfg: Config, seed: int | None = None) -> tf.data.Dataset:
-    """Endless shuffled, jittered batches; one pass is `steps_per_pass(len(images), batch)` steps.
+def data_order_seed(seed: int, epoch: int, step: int = 0) -> int:
+    """The shuffle and jitter seed of a `fit` that starts `step` steps into epoch `epoch` (0-based: epochs done).
 
-    Repeating with a step count keeps the epoch length exact: Keras runs one step too many on a
-    dataset of unknown length (and files that fail to decode make the length unknown).
+    At an epoch boundary (step 0) it is `seed + epoch`, so a resumed run starts a fresh data order
+    instead of replaying the first epoch's. In the middle of an epoch (an interrupted one being
+    finished) it is `seed + MID_EPOCH_SEED_STRIDE * (epoch + 1) + step`: the rest of that epoch gets
+    an order of its own, distinct from every epoch-boundary one.
     """
-    size, n = cfg.image_size, len(images)
-    seed = cfg.seed if seed is None else seed
-    ds = _maybe_cache(example_dataset(images, size), n, size)
+    if step == 0:
+        return seed + epoch
+    return seed + MID_EPOCH_SEED_STRIDE * (epoch + 1) + step
+
+
+def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str, jitter: bool,
+                  seed: int) -> tf.data.Dataset:
+    """Endless shuffled (and with `jitter`, jittered) batches of (model input, target) at `size` px.
+
+    One pass is `steps_per_pass(len(images), batch_size)` steps. Repeating with a step count keeps
+    the epoch length exact: Keras runs one step too many on a dataset of unknown length (and files
+    that fail to decode make the length unknown).
+    """
+    n = len(images)
+    ds = _maybe_cache(images.examples(size), n, size)
     ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
-    if cfg.jitter:
+    if jitter:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one [2] seed per example
         ds = tf.data.Dataset.zip((ds, seeds)).map(lambda x, s: random_jitter(x, size, s),
                                                   num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(cfg.batch_size, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda x: example_to_model_io(x, cfg.color_space), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x: example_to_model_io(x, color_space), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(images: ImageSet, cfg: Config, limit: int = 0) -> tf.data.Dataset:
-    """Validation/evaluation batches in a fixed order, no jitter, one pass."""
-    ds = example_dataset(images, cfg.image_size)
+def eval_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str,
+                 limit: int = 0) -> tf.data.Dataset:
+    """Validation/evaluation batches of (model input, target) in a fixed order, no jitter, one pass
+    (over the first `limit` images if given)."""
+    ds = images.examples(size)
     if limit:
         ds = ds.take(limit)
-    ds = _maybe_cache(ds, len(images), cfg.image_size)
-    ds = ds.batch(cfg.batch_size).map(lambda x: example_to_model_io(x, cfg.color_space),
-                                      num_parallel_calls=tf.data.AUTOTUNE)
-    # Keras' evaluate() drops its validation iterator every epoch. With autotuning on, deleting it waited
-    # for tf.data's tuning thread to finish its sleep (up to ~15 s, every other epoch on CIFAR-10 horse:
-    # 41 s epochs instead of 27 s); validation is small and needs no tuning.
+    ds = _maybe_cache(ds, len(images), size)
+    ds = ds.batch(batch_size).map(lambda x: example_to_model_io(x, color_space),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+    # Keras' evaluate() drops its validation iterator every epoch. With autotuning on, deleting it waits
+    # for tf.data's tuning thread to finish its sleep, a stall in every other epoch; validation is small
+    # and needs no tuning.
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
@@ -418,17 +488,11 @@ def eval_steps(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
-def subset(images: ImageSet, indices) -> ImageSet:
-    indices = [int(i) for i in indices]
-    if images.array is not None:
-        return ImageSet(array=images.array[indices])
-    pick = lambda values: None if values is None else [values[i] for i in indices]
-    return ImageSet(color=pick(images.color), gray=pick(images.gray), plain=pick(images.plain))
+def sample_examples(images: ImageSet, size: int, count: int) -> tf.Tensor:
+    """`count` fixed images spread evenly over `images`, as uint8 [N, size, size, 4] (RGB + gray).
 
-
-def sample_batch(source: DataSource, cfg: Config, count: int):
-    """`count` validation images spread evenly over the split (training images if there is none)."""
-    images = source.val if len(source.val) else source.train
-    images = subset(images, np.unique(np.linspace(0, len(images) - 1, count).round().astype(int)))
-    ds = example_dataset(images, cfg.image_size).batch(count)
-    return next(iter(ds.map(lambda x: example_to_model_io(x, cfg.color_space))))
+    N is `count`, or less when the set is smaller or a file fails to decode. For model input and
+    target: `example_to_model_io(examples, color_space)`.
+    """
+    idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
+    return next(iter(images.subset(idx).examples(size).batch(count)))

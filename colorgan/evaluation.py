@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -23,10 +22,11 @@ from .classifier import DEFAULT_DIR as DEFAULT_CLASSIFIER_DIR
 from .classifier import FrozenClassifier
 from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
-from .data import ImageSet, example_dataset, find_source, subset
-from .errors import ColorganError
+from .data import ImageSet, find_source, sample_examples
 from .atomic import atomic_write_text
-from .training import load_run_config, read_history
+from .errors import ColorganError
+from .losses import LOSS_NAMES, LOSS_TITLES, l1_loss
+from .runs import Run, read_history
 
 log = logging.getLogger("colorgan")
 
@@ -38,47 +38,12 @@ FD_NOTE = ("frechet: Frechet distance to the true images in the penultimate feat
 METRIC_COLUMNS = ("psnr", "ssim", "auc", "colourfulness", "accuracy", "frechet")
 
 
-@dataclass
-class Run:
-    directory: Path
-    config: Config
-    generator: keras.Model
-
-    @property
-    def name(self) -> str:
-        return self.directory.name
-
-
-def find_runs(checkpoint_dir: str | os.PathLike = "checkpoints") -> list[Path]:
-    """Run directories (those with a saved generator), oldest first."""
-    root = Path(checkpoint_dir)
-    runs = [p.parent for p in root.glob("*/generator.keras")] if root.is_dir() else []
-    return sorted(runs, key=lambda p: (p / "generator.keras").stat().st_mtime)
-
-
-def load_run(directory: str | os.PathLike) -> Run:
-    directory = Path(directory)
-    cfg = load_run_config(directory)
-    path = directory / "generator.keras"
-    if not path.exists():
-        raise ColorganError(f"{directory}: no generator.keras (has the run finished an epoch?)")
-    return Run(directory, cfg, keras.models.load_model(path, compile=False))
-
-
 def eval_images(cfg: Config) -> tuple[ImageSet, str]:
     """The evaluation split of cfg's data: its test split, else the seeded validation split (B&W photos kept)."""
     source = find_source(cfg, keep_gray=True)
     if not len(source.val):
         raise ColorganError(f"{source.description}: no evaluation images (--val-split is 0)")
     return source.val, source.description
-
-
-def image_labels(images: ImageSet, classes: list[str]) -> np.ndarray | None:
-    """Class index of each image from its folder name, or None if some image has no known class."""
-    if images.array is not None:
-        return None
-    labels = [classes.index(Path(p).parent.name) if Path(p).parent.name in classes else -1 for p in images.color]
-    return None if min(labels, default=-1) < 0 else np.array(labels)
 
 
 def colorize_examples(run: Run, examples) -> dict[str, tf.Tensor]:
@@ -110,12 +75,12 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     if images is None:
         images, description = eval_images(run.config)
     if limit:
-        images = subset(images, range(min(limit, len(images))))
-    labels = image_labels(images, classifier.classes) if classifier else None
+        images = images.subset(range(min(limit, len(images))))
+    labels = images.labels(classifier.classes) if classifier else None
     if classifier and labels is None:
         log.warning("semantic metrics skipped: the images are not in the classifier's class folders (%s)",
                     ", ".join(classifier.classes))
-    ds = example_dataset(images, run.config.image_size).batch(batch_size)
+    ds = images.examples(run.config.image_size).batch(batch_size)
     acc, seen = _Accumulator(), 0
     bar = tqdm(ds, total=math.ceil(len(images) / batch_size), unit="batch", disable=not progress,
                desc=f"evaluating {run.name}")
@@ -192,6 +157,21 @@ def write_csv(path: Path, header, body) -> None:
         writer.writerows(body)
 
 
+def write_comparison(out_dir: Path, results: list[dict], name: str = "table", heading: str = "") -> tuple:
+    """One table of several runs' results (in the given order) with the gray baseline and the truth, written
+    as <name>.md (with the metric notes), <name>.csv and metrics.json; returns (header, body) to print."""
+    rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in results}
+    rows[GRAY], rows[TRUTH] = results[0]["rows"][GRAY], results[0]["rows"][TRUTH]
+    header, body = metric_table(rows)
+    notes = "\n".join(f"- {n}" for n in results[0]["notes"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / f"{name}.md", (heading + "\n\n" if heading else "") + markdown_table(header, body)
+                      + "\n" + notes + "\n")
+    write_csv(out_dir / f"{name}.csv", header, body)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(results, indent=2) + "\n")
+    return header, body
+
+
 def print_table(header, body) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     for row in [header] + body:
@@ -199,19 +179,13 @@ def print_table(header, body) -> None:
 
 
 # ---- pictures ------------------------------------------------------------------------------------
-def sample_examples(images: ImageSet, size: int, count: int = 8):
-    """`count` fixed images spread evenly over the split, as uint8 [N, S, S, 4]."""
-    idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
-    return next(iter(example_dataset(subset(images, idx), size).batch(count)))
-
-
 def history_frame(run_dirs):
     """Long-form loss history of runs: run, epoch, loss, split (train/validation), value."""
     import pandas as pd
     records = []
     for run_dir in run_dirs:
         for row in read_history(Path(run_dir) / "history.csv"):
-            for loss in ("g_total", "g_gan", "g_l1", "d"):
+            for loss in LOSS_NAMES:
                 for split, key in (("train", loss), ("validation", "val_" + loss)):
                     if row.get(key):
                         records.append({"run": Path(run_dir).name, "epoch": int(row["epoch"]), "loss": loss,
@@ -229,9 +203,7 @@ def save_loss_curves(path: Path, run_dirs) -> None:
     if frame.empty:
         log.warning("no history to plot")
         return
-    losses = [l for l in ("g_total", "g_gan", "g_l1", "d") if l in set(frame["loss"])]
-    titles = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)", "g_l1": "generator L1 (ab/110)",
-              "d": "discriminator (real + fake)"}
+    losses = [loss for loss in LOSS_NAMES if loss in set(frame["loss"])]
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(1, len(losses), figsize=(4.2 * len(losses), 3.6), squeeze=False)
     several = frame["run"].nunique() > 1
@@ -239,7 +211,7 @@ def save_loss_curves(path: Path, run_dirs) -> None:
         part = frame[frame["loss"] == loss]
         sns.lineplot(data=part, x="epoch", y="value", hue="run" if several else "split",
                      style="split" if several else None, marker="o", ax=ax, legend=ax is axes[0][0])
-        ax.set_title(titles[loss], fontsize=10)
+        ax.set_title(LOSS_TITLES[loss], fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
     if axes[0][0].get_legend():
@@ -271,3 +243,13 @@ def save_compare_grid(path: Path, runs: list[Run], images: ImageSet, samples: in
     for run in runs:
         columns[run.name] = colorize_examples(run, examples)["model"].numpy()
     save_image_grid(path, columns)
+
+
+def gray_baseline_l1(dataset: tf.data.Dataset, color_space: str = "lab") -> float:
+    """L1 of the 'keep the gray image' prediction (ab = 0 in Lab) on (input, target) batches: the bar to beat."""
+    total, count = 0.0, 0
+    for gray, target in dataset:
+        baseline = tf.zeros_like(target) if color_space == "lab" else tf.concat([gray] * 3, axis=-1)
+        total += float(l1_loss(target, baseline)) * int(tf.size(target))
+        count += int(tf.size(target))
+    return total / max(count, 1)

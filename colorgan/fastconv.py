@@ -1,9 +1,10 @@
 """Matrix-multiply kernels for the U-Net's innermost convolutions, where oneDNN is slow.
 
 At the bottom of the U-Net the feature maps are 1x1 to 4x4 with 256-1024 channels. oneDNN's
-convolution kernels, fast elsewhere, spend most of the pix2pix train step on those few layers
-(weight gradients of a 2x2 -> 1x1 bfloat16 convolution ran at ~17 GFLOP/s, measured with
-ONEDNN_VERBOSE), while the same arithmetic as one matrix multiply runs on the AMX units at full speed.
+convolution kernels, efficient on large maps, are slow on these tiny maps with many channels (the
+weight gradients most of all), so these few layers take a large share of the pix2pix train step.
+The same arithmetic as one matrix multiply, [pixels, k*k*C] @ [k*k*C, F], is fast: it runs on the
+CPU's matrix units (AMX where present) at their full rate.
 
 `use_matmul_for_small_inputs(model)` swaps the computation of the model's 4x4 stride-2 Conv2D and
 Conv2DTranspose layers, for inputs whose height x width is at most `max_pixels` (known when the
@@ -13,15 +14,18 @@ train step is traced), for an exact matrix-multiply formulation:
 Other inputs (inference on whole photos) take the stock path. The layers keep their class, weights
 and config, so saved models are plain Keras and load without this module; the
 generator saved in a run is stored and reloaded with the stock layers.
+
+The swap replaces methods on the layer instances, which relies on Keras internals: keras_compat
+checks them against the installed Keras, and on a Keras they are not checked on nothing is swapped.
 """
 from __future__ import annotations
-
-import types
 
 import keras
 import tensorflow as tf
 
-MAX_PIXELS = 16  # 4x4 and smaller; measured: the gain ends around 8x8, where oneDNN is efficient
+from . import keras_compat
+
+MAX_PIXELS = 16  # 4x4 and smaller: from about 8x8 up the maps are big enough for oneDNN's own kernels
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -66,36 +70,59 @@ def _small(x, max_pixels: int) -> bool:
 
 
 def _eligible(layer) -> bool:
-    return (layer.kernel_size == (4, 4) and layer.strides == (2, 2) and layer.padding == "same"
-            and layer.dilation_rate == (1, 1) and layer.data_format == "channels_last"
-            and getattr(layer, "groups", 1) == 1)
+    """A 4x4 stride-2 "same" convolution, the one case the matmul kernels compute."""
+    return (getattr(layer, "kernel_size", None) == (4, 4) and getattr(layer, "strides", None) == (2, 2)
+            and getattr(layer, "padding", None) == "same" and getattr(layer, "dilation_rate", None) == (1, 1)
+            and getattr(layer, "data_format", None) == "channels_last" and getattr(layer, "groups", 1) == 1
+            and all(hasattr(layer, name) for name in ("kernel", "use_bias", "activation")))
+
+
+def _matmul_convolution_op(max_pixels: int):
+    # Conv2D.call computes its convolution through self.convolution_op(inputs, kernel) and adds
+    # the bias and activation after it, so replacing that one method keeps the rest of the layer.
+    def make(stock):
+        def convolution_op(self, inputs, kernel):
+            if _small(inputs, max_pixels):
+                return conv2d_as_matmul(inputs, kernel, 2)
+            return stock(inputs, kernel)
+        return convolution_op
+    return make
+
+
+def _matmul_transpose_call(max_pixels: int):
+    # Conv2DTranspose.call has no convolution hook: the whole call is replaced, and redoes the
+    # bias and activation the stock call applies.
+    def make(stock):
+        def call(self, inputs):
+            if not _small(inputs, max_pixels):
+                return stock(inputs)
+            outputs = conv2d_transpose_as_matmul(inputs, self.kernel)
+            if self.use_bias:
+                outputs = outputs + self.bias
+            return self.activation(outputs) if self.activation is not None else outputs
+        return call
+    return make
 
 
 def use_matmul_for_small_inputs(model: keras.Model, max_pixels: int = MAX_PIXELS) -> int:
-    """Swap in the matmul kernels on every eligible layer of `model`; returns how many were swapped."""
+    """Swap in the matmul kernels on every eligible layer of `model`.
+
+    Returns how many layers take the matmul path for small inputs (those swapped by an earlier call
+    included), or 0 when keras_compat does not vouch for the installed Keras: then the model is left
+    with its stock layers, which compute the same.
+    """
+    if not keras_compat.private_hooks_usable(keras_compat.MATMUL_CONVOLUTIONS):
+        return 0
     swapped = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in keras_compat.walk_layers(model):
         if type(layer) is keras.layers.Conv2D and _eligible(layer):
-            stock = layer.convolution_op
-
-            def convolution_op(self, inputs, kernel, stock=stock):
-                if _small(inputs, max_pixels):
-                    return conv2d_as_matmul(inputs, kernel, 2)
-                return stock(inputs, kernel)
-
-            layer.convolution_op = types.MethodType(convolution_op, layer)
-            swapped += 1
-        elif type(layer) is keras.layers.Conv2DTranspose and _eligible(layer) and layer.output_padding is None:
-            stock_call = layer.call
-
-            def call(self, inputs, stock_call=stock_call):
-                if not _small(inputs, max_pixels):
-                    return stock_call(inputs)
-                outputs = conv2d_transpose_as_matmul(inputs, self.kernel)
-                if self.use_bias:
-                    outputs = outputs + self.bias
-                return self.activation(outputs) if self.activation is not None else outputs
-
-            layer.call = types.MethodType(call, layer)
-            swapped += 1
+            name, make = "convolution_op", _matmul_convolution_op(max_pixels)
+        elif (type(layer) is keras.layers.Conv2DTranspose and _eligible(layer)
+              and getattr(layer, "output_padding", 0) is None):
+            name, make = "call", _matmul_transpose_call(max_pixels)
+        else:
+            continue
+        if not keras_compat.is_patched(layer, name):
+            keras_compat.patch_method(layer, name, make)
+        swapped += 1
     return swapped

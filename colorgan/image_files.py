@@ -21,7 +21,8 @@ log = logging.getLogger("colorgan")
 READABLE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 Image.MAX_IMAGE_PIXELS = 100_000_000  # Pillow's own guard against decompression bombs, at 100 MP
 ORIENTATION_TAG = 0x0112  # EXIF
-# Bigger photos decode faster through Pillow's reduced-scale JPEG decoding than TensorFlow's full one.
+# Above this side Pillow reads the photo: it can decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling),
+# while TensorFlow's decoder always decodes every pixel of a photo that is then shrunk to the training size.
 PLAIN_MAX_SIDE = 1024
 GRAY_CHROMA = 1.0  # mean |R-G| + |G-B| (0-255) below which a photo has no colour (JPEG noise on gray is less)
 
@@ -85,7 +86,7 @@ def read_rgb(path: str | os.PathLike, min_size: int = 0) -> np.ndarray:
     """The photo as training sees it: uint8 RGB HxWx3, upright, gray files replicated.
 
     With min_size, JPEGs decode at a reduced scale (DCT scaling: 1/2, 1/4 or 1/8) that keeps both
-    sides >= min_size: a 12 MP photo trained at 256 px decodes several times faster.
+    sides >= min_size: a 12 MP photo trained at 256 px is decoded at 1/8 scale, a 64th of the pixels.
     """
     with opened_image(path) as im:
         if min_size and im.format == "JPEG":

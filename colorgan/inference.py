@@ -9,7 +9,6 @@ recombined with the photo's own full-resolution L. The output's luminance is the
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,15 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from .color import lab_to_rgb, rgb_to_gray, rgb_to_lab
+from .config import AUTO, Config
 from .errors import ColorganError
+from .models import input_multiple
+from .runs import load_generator
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_RENDER_SIZE = 256  # for a generator saved without its config
 MAX_PIXELS = 100_000_000  # 100 MP: beyond this an image is refused rather than exhausting memory
-
-
-def network_multiple(generator: keras.Model) -> int:
-    """Sides must be multiples of 2 ** (number of stride-2 levels)."""
-    return 2 ** sum(1 for layer in generator.layers if layer.name.startswith("down"))
 
 
 def working_size(height, width, render_size: int, multiple: int):
@@ -87,7 +85,7 @@ class Colorizer:
     def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256):
         self.generator = generator
         self.color_space = color_space
-        self.multiple = network_multiple(generator)
+        self.multiple = input_multiple(generator)
         self.render_size = render_size
         self._fn = tf.function(
             lambda gray, size: colorize_float(self.generator, gray, self.color_space, size, self.multiple),
@@ -102,13 +100,10 @@ class Colorizer:
         if not model_file.exists():
             hint = " (no trained weights shipped here: give --run or --model)" if path == DEFAULT_WEIGHTS else ""
             raise ColorganError(f"{model_file}: no such model{hint}")
-        try:
-            config = json.loads(config_file.read_text()) if config_file.exists() else {}
-            generator = keras.models.load_model(model_file, compile=False)
-        except (OSError, ValueError) as e:
-            raise ColorganError(f"{model_file}: cannot load the model ({e})") from None
-        size = render_size or config.get("image_size") or 256
-        return cls(generator, config.get("color_space", "lab"), int(size))
+        cfg = Config.load(config_file) if config_file.exists() else None
+        generator = load_generator(model_file)
+        trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
+        return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at))
 
     def colorize(self, image: np.ndarray, render_size: int | None = None) -> np.ndarray:
         """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha)."""

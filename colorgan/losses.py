@@ -8,8 +8,12 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
+from .config import GAN_LOSSES
 
+# What the training models report, in history.csv's order, with what each one is.
+LOSS_TITLES = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)",
+               "g_l1": "generator L1 (ab/110)", "d": "discriminator (real + fake)"}
+LOSS_NAMES = tuple(LOSS_TITLES)
 
 
 def _bce(target, logits):

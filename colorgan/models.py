@@ -1,9 +1,9 @@
-"""pix2pix networks as Keras functional models: a U-Net generator and a PatchGAN discriminator.
+"""The networks, as Keras functional models: U-Net generator, PatchGAN discriminator, autoencoder baseline.
 
-Both are fully convolutional (inputs [None, None, C]): a generator built for 32 px runs on any
-image whose sides are multiples of 2**depth. The architecture follows the pix2pix paper and the
-TensorFlow tutorial (bias-free convolutions before BatchNorm, N(0, 0.02) initialisation), the same
-network as the PyTorch peer reference the benchmarks compare with, so speed comparisons are like for like.
+All are fully convolutional (inputs [None, None, C]): a generator built for 32 px runs on any image whose
+sides are multiples of `input_multiple(model)`. The architecture follows the pix2pix paper and the
+TensorFlow tutorial (bias-free convolutions before BatchNorm, N(0, 0.02) initialisation).
+`build_models(cfg)` picks and builds the networks a config asks for.
 """
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import math
 import keras
 from keras import layers
 
-from .config import unet_depth
+from .config import NORMS, Config, unet_depth
 
 MAX_FILTERS_MULT = 8  # channels grow 64, 128, 256, 512 and stay at 512
 # PyTorch's default (momentum 0.1 there): Keras' 0.99 leaves the inference statistics near their
 # initial values for the first few hundred steps, so early validation losses would mean nothing.
 BN_MOMENTUM = 0.9
-NORMS = ("batch", "instance", "group", "none")
 GROUPS = 32  # group normalisation's groups, fewer where that would leave under 4 channels a group
 
 
@@ -85,17 +84,14 @@ def upsample(filters: int, apply_dropout: bool = False, name: str | None = None,
     return keras.Sequential(block, name=name)
 
 
-def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2,
-              base_filters: int = 64, norm: str = "batch", dropout: float = 0.5,
-              synchronized: bool = False) -> keras.Model:
-    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output.
+def encoder_decoder(inputs, filters: list[int], norm: str, synchronized: bool, skip_connections: bool = True,
+                    dropout: float = 0.0, dropout_blocks: int = 0):
+    """The U-Net body shared by the generator and the autoencoder, up to (not including) the output layer.
 
-    `dropout` is the rate in the first three decoder blocks (pix2pix's only source of noise).
+    Encoder: one `downsample` per entry of `filters`; decoder: one `upsample` per level but the last, each
+    followed by a skip connection from the encoder level of the same size if skip_connections. The first
+    `dropout_blocks` decoder blocks apply `dropout`. Returns the features at half the input size.
     """
-    depth = unet_depth(image_size)
-    filters = level_filters(depth, base_filters)
-    inputs = keras.Input(shape=(None, None, in_channels), name="gray")  # [B, S, S, 1]
-
     x, skips = inputs, []
     for i, f in enumerate(filters):
         x = downsample(f, apply_norm=i > 0, norm=norm, synchronized=synchronized,
@@ -103,15 +99,32 @@ def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2
         skips.append(x)
 
     for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
-        x = upsample(f, apply_dropout=i < 3, dropout=dropout, norm=norm, synchronized=synchronized,
+        x = upsample(f, apply_dropout=i < dropout_blocks, dropout=dropout, norm=norm, synchronized=synchronized,
                      name=f"up{i + 1}")(x)  # doubles the size, f channels
-        x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])  # 2f channels
+        if skip_connections:
+            x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])  # 2f channels
+    return x
 
+
+def to_color(x, out_channels: int):
+    """The output layer: a last upsampling to the input size, tanh into [-1, 1]."""
     x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
                                name="to_color")(x)  # [B, S, S, out_channels]
     # float32 output under mixed precision: the losses and colour conversion want full precision.
-    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return keras.Model(inputs, outputs, name="unet_generator")
+    return layers.Activation("tanh", dtype="float32", name="tanh")(x)
+
+
+def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2,
+              base_filters: int = 64, norm: str = "batch", dropout: float = 0.5,
+              synchronized: bool = False) -> keras.Model:
+    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output.
+
+    `dropout` is the rate in the first three decoder blocks (pix2pix's only source of noise).
+    """
+    filters = level_filters(unet_depth(image_size), base_filters)
+    inputs = keras.Input(shape=(None, None, in_channels), name="gray")  # [B, S, S, 1]
+    x = encoder_decoder(inputs, filters, norm, synchronized, dropout=dropout, dropout_blocks=3)
+    return keras.Model(inputs, to_color(x, out_channels), name="unet_generator")
 
 
 def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: int = 2,
@@ -152,21 +165,45 @@ def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int =
     Without skip connections every detail must pass through the bottleneck (image_size / 2**depth);
     with them it is a shallow U-Net, which isolates what the skips alone buy.
     """
-    depth = min(depth, unet_depth(image_size))
-    filters = level_filters(depth, base_filters)
+    filters = level_filters(min(depth, unet_depth(image_size)), base_filters)
     inputs = keras.Input(shape=(None, None, in_channels), name="gray")
-    x, skips = inputs, []
-    for i, f in enumerate(filters):
-        x = downsample(f, apply_norm=i > 0, norm=norm, synchronized=synchronized,
-                       name=f"down{i + 1}")(x)  # [B, S/2^(i+1), S/2^(i+1), f]
-        skips.append(x)
-    for i, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
-        x = upsample(f, apply_dropout=False, norm=norm, synchronized=synchronized,
-                     name=f"up{i + 1}")(x)  # doubles the size, f channels
-        if skip_connections:
-            x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
-    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
-                               name="to_color")(x)  # [B, S, S, out_channels]
-    outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    x = encoder_decoder(inputs, filters, norm, synchronized, skip_connections=skip_connections)
     name = "autoencoder_skip" if skip_connections else "autoencoder"
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, to_color(x, out_channels), name=name)
+
+
+def input_multiple(model: keras.Model) -> int:
+    """What the sides of an input must be a multiple of: 2 ** (stride-2 convolutions on the way down).
+
+    The networks of this module shrink their input only through stride-2 Conv2D layers, one after
+    another (the decoder's transposed convolutions grow it back), so their count is the depth.
+    """
+    from .keras_compat import walk_layers
+
+    downs = [l for l in walk_layers(model) if type(l) is layers.Conv2D and tuple(l.strides) == (2, 2)]
+    return 2 ** len(downs)
+
+
+def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
+    """Generator (and discriminator, for pix2pix) of a resolved config, under its precision policy."""
+    from .color import target_channels
+    from .fastconv import use_matmul_for_small_inputs
+    from .runtime import has_gpu, precision_policy
+
+    # Several replicas normalise a global batch as one device would only if BatchNorm syncs them.
+    sync = cfg.strategy != "none"
+    out = target_channels(cfg.color_space)
+    with precision_policy(cfg.precision):
+        if cfg.model == "autoencoder":
+            generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections,
+                                    norm=cfg.norm, synchronized=sync)
+        else:
+            generator = Generator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.norm, dropout=cfg.g_dropout,
+                                  synchronized=sync)
+        if not has_gpu():
+            use_matmul_for_small_inputs(generator)  # oneDNN is slow on the innermost maps (fastconv.py)
+        discriminator = None
+        if cfg.model == "pix2pix":
+            discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.d_norm,
+                                          spectral_norm=cfg.spectral_norm, dropout=cfg.d_dropout, synchronized=sync)
+    return generator, discriminator

@@ -2,6 +2,8 @@
 
     python -m colorgan.sweep --grid "lr=1e-4,2e-4 lambda_l1=10,100" --epochs 5 --data /path/to/cifar10 --classes horse
 
+Values are typed as the flags are (cli.parse_value). A list field takes one list per value, its items
+joined with "+": --grid "classes=horse,deer+cat" trains on horses, then on deer and cats.
 Runs are named <prefix>-<key>=<value>-..., so an interrupted sweep is continued by running the same
 command again: finished runs are kept, unfinished ones resumed. The ranked table goes to
 reports/<prefix>/ranking.md and .csv.
@@ -10,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from pathlib import Path
 
-from .config import Config, OneLineErrorParser, add_config_arguments, config_from_overrides, overrides_from_args
+from .cli import OneLineErrorParser, add_config_arguments, format_value, overrides_from_args, parse_value
+from .config import Config, config_from_overrides
 from .errors import ColorganError
 
 log = logging.getLogger("colorgan")
@@ -24,18 +26,17 @@ RANK_METRICS = ("psnr", "ssim", "auc", "accuracy", "frechet", "colourfulness_gap
 
 def parse_grid(text: str) -> list[dict]:
     """'lr=1e-4,2e-4 lambda_l1=10,100' -> the 4 combinations as dicts of typed Config values."""
-    fields = {f.name: f for f in dataclasses.fields(Config)}
+    names = {f.name for f in dataclasses.fields(Config)}
     axes = []
     for item in text.split():
         key, sep, values = item.partition("=")
         key = key.replace("-", "_")
         if not sep or not values:
             raise ColorganError(f"--grid: {item!r} is not key=value[,value...]")
-        if key not in fields:
+        if key not in names:
             raise ColorganError(f"--grid: unknown config key {key!r}")
-        kind = {"int": int, "float": float, "bool": _bool}.get(str(fields[key].type), str)
         try:
-            axes.append([(key, kind(v)) for v in values.split(",")])
+            axes.append([(key, parse_value(key, v.replace("+", ","))) for v in values.split(",")])
         except ValueError as e:
             raise ColorganError(f"--grid: {item!r}: {e}") from None
     if not axes:
@@ -43,16 +44,17 @@ def parse_grid(text: str) -> list[dict]:
     return [dict(combo) for combo in itertools.product(*axes)]
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{text!r} is not a boolean")
-
-
 def run_name(prefix: str, combo: dict) -> str:
-    return prefix + "-" + "-".join(f"{k}={v}" for k, v in combo.items())
+    return prefix + "-" + "-".join(f"{k}={format_value(v).replace(',', '+')}" for k, v in combo.items())
+
+
+def sweep_configs(grid: str, base: dict, prefix: str) -> list[Config]:
+    """One validated Config per combination of the grid, on top of the flags given (`base`)."""
+    combos = parse_grid(grid)
+    clash = sorted(set(base) & set(combos[0]))
+    if clash:
+        raise ColorganError(f"--grid and a flag both set {', '.join(clash)}")
+    return [config_from_overrides({**base, **combo, "run_name": run_name(prefix, combo)}) for combo in combos]
 
 
 def rank_value(row: dict, metric: str, truth_colourfulness: float) -> float:
@@ -76,18 +78,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from .cli import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from .evaluation import (GRAY, TRUTH, evaluate_run, load_classifier_if_any, load_run, markdown_table,
-                             metric_table, print_table, write_csv)
-    from .atomic import atomic_write_text
+    from .evaluation import TRUTH, evaluate_run, load_classifier_if_any, print_table, write_comparison
+    from .runs import load_run
     from .training import resume, train
 
-    combos = parse_grid(args.grid)
-    base = overrides_from_args(args)
-    clash = sorted(set(base) & set(combos[0]))
-    if clash:
-        raise ColorganError(f"--grid and a flag both set {', '.join(clash)}")
     prefix = args.prefix or time.strftime("sweep-%Y%m%d-%H%M%S")
-    configs = [config_from_overrides({**base, **combo, "run_name": run_name(prefix, combo)}) for combo in combos]
+    configs = sweep_configs(args.grid, overrides_from_args(args), prefix)
     log.info("sweep %s: %d runs", prefix, len(configs))
     classifier = load_classifier_if_any(None)
     results = []
@@ -103,15 +99,9 @@ def main(argv=None) -> int:
     truth = results[0]["rows"][TRUTH].get("colourfulness", 0.0)
     ranked = sorted(results, key=lambda r: rank_value(r["rows"][Path(r["run"]).name], args.rank_by, truth),
                     reverse=True)
-    rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in ranked}
-    rows[GRAY], rows[TRUTH] = results[0]["rows"][GRAY], results[0]["rows"][TRUTH]
-    header, body = metric_table(rows)
     out = Path("reports") / prefix
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "ranking.md", f"Ranked by {args.rank_by}; grid: `{args.grid}`\n\n"
-                      + markdown_table(header, body))
-    write_csv(out / "ranking.csv", header, body)
-    atomic_write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    header, body = write_comparison(out, ranked, name="ranking",
+                                    heading=f"Ranked by {args.rank_by}; grid: `{args.grid}`")
     print_table(header, body)
     print(f"written: {out}/ranking.md, ranking.csv, metrics.json")
     return 0

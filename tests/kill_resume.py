@@ -1,7 +1,7 @@
 """Kill a training run with SIGKILL at random moments (in a step, in a save), resume it each time, and check
 that nothing is lost past the last checkpoint and that it ends with the right epochs and step count.
 
-Used by tests/test_training.py (a few cycles) and on its own for the figures in the README:
+Used by tests/test_training.py (a few cycles) and on its own for the figures in docs/reliability.md:
 
     python tests/kill_resume.py --cycles 20 --epochs 60 [--seed 0] [--keep DIR]
 """

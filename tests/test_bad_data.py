@@ -32,7 +32,7 @@ def _truncated_jpeg(path, i=0):
     path.write_bytes(whole[: len(whole) // 3])
 
 
-def make_bad_colour_folder(folder):
+def make_bad_color_folder(folder):
     """-> (folder, names expected to be used, {name: reason expected when skipped})."""
     folder.mkdir(parents=True)
     used = {}
@@ -95,8 +95,8 @@ def make_bad_paired_folder(root):
 
 
 @pytest.fixture(scope="module")
-def bad_colour(tmp_path_factory):
-    return make_bad_colour_folder(tmp_path_factory.mktemp("bad") / "photos")
+def bad_color(tmp_path_factory):
+    return make_bad_color_folder(tmp_path_factory.mktemp("bad") / "photos")
 
 
 def _names(paths):
@@ -110,8 +110,8 @@ def _check_skipped(skipped_lines, expected):
         assert len(line) == 1 and reason in line[0], (name, reason, skipped_lines)
 
 
-def test_scan_uses_odd_but_valid_files_and_names_the_bad_ones(bad_colour, caplog):
-    folder, used, skipped = bad_colour
+def test_scan_uses_odd_but_valid_files_and_names_the_bad_ones(bad_color, caplog):
+    folder, used, skipped = bad_color
     with caplog.at_level(logging.INFO, logger="colorgan"):
         source = data.find_source(tiny_config(data=str(folder), val_split=0.0))
     assert _names(source.train.color) == used and len(source.val) == 0
@@ -125,10 +125,10 @@ def test_scan_uses_odd_but_valid_files_and_names_the_bad_ones(bad_colour, caplog
     assert _names(kept.train.color) == used | {"bw.jpg"}
 
 
-def test_pipeline_decodes_every_scanned_file_correctly(bad_colour):
-    folder, used, _ = bad_colour
+def test_pipeline_decodes_every_scanned_file_correctly(bad_color):
+    folder, used, _ = bad_color
     source = data.find_source(tiny_config(data=str(folder), val_split=0.0))
-    examples = list(data.example_dataset(source.train, 32))
+    examples = list(source.train.examples(32))
     assert len(examples) == len(used)  # nothing the scan passed is dropped later
     by_name = dict(zip([os.path.basename(p) for p in source.train.color], examples))
     # alpha: the transparent half is shown over white, the opaque half is the photo
@@ -143,8 +143,8 @@ def test_pipeline_decodes_every_scanned_file_correctly(bad_colour):
 
 
 @pytest.mark.parametrize("inside_map", [False, True])
-def test_decode_op_on_bad_files(bad_colour, inside_map, caplog):
-    folder, _, _ = bad_colour
+def test_decode_op_on_bad_files(bad_color, inside_map, caplog):
+    folder, _, _ = bad_color
     run = (lambda p: next(iter(tf.data.Dataset.from_tensors(p).map(data.decode_rgb)))) if inside_map \
         else data.decode_rgb
     assert run(str(folder / "cmyk.jpg")).shape == (32, 32, 3)
@@ -169,7 +169,7 @@ def test_paired_folder_with_bad_pairs(tmp_path, caplog):
         [os.path.basename(g)[:-4] for g in source.train.gray]
     _check_skipped(source.skipped, skipped)
     assert f"{len(used)} images used, {len(skipped)} skipped" in caplog.text
-    assert len(list(data.example_dataset(source.train, 32))) == len(used)
+    assert len(list(source.train.examples(32))) == len(used)
 
 
 def test_folders_with_nothing_usable_fail_before_any_model(tmp_path):
@@ -190,9 +190,9 @@ def _cli(*args, cwd):
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_train_evaluate_colorize_on_the_bad_folder(bad_colour, tmp_path):
+def test_train_evaluate_colorize_on_the_bad_folder(bad_color, tmp_path):
     """The three commands on the same folder: no traceback, each bad file named, work done on the rest."""
-    folder, used, skipped = bad_colour
+    folder, used, skipped = bad_color
     train = _cli(ROOT / "train.py", "--data", folder, "--image-size", 32, "--batch-size", 4, "--base-filters", 8,
                  "--epochs", 1, "--val-split", 0.25, "--precision", "fp32", "--run-name", "bad",
                  "--checkpoint-dir", tmp_path / "runs", cwd=tmp_path)
@@ -224,8 +224,8 @@ def test_train_evaluate_colorize_on_the_bad_folder(bad_colour, tmp_path):
 
 
 @pytest.mark.parametrize("inside_map", [False, True])
-def test_plain_files_decode_the_same_through_tensorflow_and_pillow(bad_colour, inside_map):
-    folder, _, _ = bad_colour
+def test_plain_files_decode_the_same_through_tensorflow_and_pillow(bad_color, inside_map):
+    folder, _, _ = bad_color
     source = data.find_source(tiny_config(data=str(folder), val_split=0.0))
     plain = {os.path.basename(p): flag for p, flag in zip(source.train.color, source.train.plain)}
     assert plain["good0.jpg"] and plain["two words.png"] and plain["tiny.png"]

@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 
 from colorgan.cli import run_main
-from colorgan.config import Config
+from colorgan.config import Config, allows_auto, base_type, field_types
 from conftest import ROOT, SAMPLE
 
 
@@ -23,16 +23,20 @@ def _flag(field):
 
 def _type_errors():
     """For each Config flag, values of the wrong kind: not a choice, not a number, not a finite number."""
+    types = field_types()
     cases = []
     for f in dataclasses.fields(Config):
+        kind = base_type(types[f.name])
         if f.metadata.get("choices"):
             cases.append([_flag(f), "bogus"])
-        elif str(f.type) == "float":
+        elif kind is float:
             cases += [[_flag(f), "abc"], [_flag(f), "nan"], [_flag(f), "-inf"]]
-        elif str(f.type) == "int":
+        elif kind is int:
             cases += [[_flag(f), "abc"], [_flag(f), "1.5"]]
-        elif str(f.type) == "bool":
+        elif kind is bool:
             cases.append([f"{_flag(f)}=yes"])
+        if allows_auto(types[f.name]) and kind in (int, float):
+            cases.append([_flag(f), "automatic"])
     return cases
 
 
@@ -42,7 +46,7 @@ OUT_OF_RANGE = [
     ["--num-samples", "-1"], ["--l1-warmup-epochs", "-1"], ["--val-split", "1"], ["--lr", "0"], ["--beta1", "1"],
     ["--d-lr", "-1e-4"], ["--g-dropout", "1"], ["--d-dropout", "-0.1"], ["--label-smoothing", "0.5"],
     ["--gp-weight", "-1"], ["--clip-norm", "-1"], ["--lambda-l1", "-1"], ["--run-name", "a/b"], ["--run-name", ".."],
-    ["--data", ""], ["--checkpoint-dir", " "], ["--epochs", "5", "--decay-epochs", "6"],
+    ["--data", ""], ["--checkpoint-dir", " "], ["--image-size", "0"], ["--steps-per-epoch", "0"], ["--d-lr", "0"], ["--epochs", "5", "--decay-epochs", "6"],
     ["--gan-loss", "wgan-gp", "--d-norm", "batch"], ["--gan-loss", "hinge", "--label-smoothing", "0.1"],
     ["--skip-connections"], ["--loss", "mse"], ["--strategy", "multiworker"],
     ["--no-such-flag"], ["--lr"], ["--classes", "zebra"], ["--data", "no/such/folder"],

@@ -48,3 +48,81 @@ def test_json_round_trip_and_unknown_keys(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ColorganError, match="not a readable config"):
         Config.load(tmp_path / "broken.json")
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_auto_is_written_one_way():
+    """Every field that can be worked out is "auto" by default, in Python, on the command line and in JSON."""
+    from colorgan.config import AUTO, allows_auto, field_types
+    auto_fields = [name for name, kind in field_types().items() if allows_auto(kind)]
+    assert set(auto_fields) >= {"image_size", "batch_size", "steps_per_epoch", "val_steps", "d_lr", "decay_epochs"}
+    assert all(getattr(Config(), name) == AUTO for name in auto_fields)
+    assert Config().precision == Config().xla == Config().run_name == AUTO
+    for name in auto_fields:  # 0 no longer means auto: it is out of range
+        with pytest.raises(ColorganError, match="--" + name.replace("_", "-")):
+            dataclasses.replace(Config(), **{name: 0}).validate()
+
+
+def test_schema_1_config_is_migrated():
+    """The shipped weights' original config.json (schema 1: no version, 0 and "" for auto, 16 fields missing)."""
+    old = json.loads((FIXTURES / "config_schema1.json").read_text())
+    assert "schema" not in old and "gan_loss" not in old and old["steps_per_epoch"] == 0
+    cfg = Config.load(FIXTURES / "config_schema1.json")
+    cfg.validate()
+    assert (cfg.image_size, cfg.base_filters, cfg.batch_size, cfg.epochs) == (128, 16, 16, 15)
+    assert (cfg.steps_per_epoch, cfg.val_steps, cfg.d_lr, cfg.decay_epochs) == ("auto",) * 4
+    assert (cfg.gan_loss, cfg.norm, cfg.d_norm, cfg.xla, cfg.strategy) == ("vanilla", "batch", "batch", "off", "none")
+    assert cfg.to_dict()["schema"] == 2
+
+
+def test_schema_versions_are_checked(tmp_path):
+    values = Config().to_dict()
+    for schema, message in ((99, "newer than this colorgan reads"), ("x", "not a version number")):
+        (tmp_path / "c.json").write_text(json.dumps({**values, "schema": schema}))
+        with pytest.raises(ColorganError, match=message):
+            Config.load(tmp_path / "c.json")
+
+
+def test_shipped_weights_config_is_current():
+    from colorgan.config import SCHEMA_VERSION
+    path = __import__("pathlib").Path(__file__).parents[1] / "weights" / "config.json"
+    assert json.loads(path.read_text())["schema"] == SCHEMA_VERSION
+    assert not Config.load(path).data.startswith("..")
+
+
+@pytest.mark.parametrize("name, text, value", [
+    ("image_size", "64", 64), ("image_size", "auto", "auto"), ("lr", "1e-3", 1e-3), ("d_lr", "auto", "auto"),
+    ("jitter", "false", False), ("jitter", "On", True), ("classes", "horse, deer", ["horse", "deer"]),
+    ("run_name", "auto", "auto"), ("data", "auto", "auto"),
+])
+def test_values_are_parsed_from_the_annotations(name, text, value):
+    from colorgan.cli import format_value, parse_value
+    parsed = parse_value(name, text)
+    assert parsed == value and type(parsed) is type(value)
+    assert parse_value(name, format_value(parsed)) == parsed  # the CLI spelling parses back
+
+
+@pytest.mark.parametrize("name, text", [("image_size", "1.5"), ("lr", "auto"), ("epochs", "auto"), ("jitter", "2")])
+def test_values_of_the_wrong_type_are_refused(name, text):
+    from colorgan.cli import parse_value
+    with pytest.raises(ValueError):
+        parse_value(name, text)
+
+
+def test_fields_that_belong_to_one_model():
+    with pytest.raises(ColorganError, match="--skip-connections: applies to --model autoencoder, not pix2pix"):
+        Config(skip_connections=True).validate()
+    with pytest.raises(ColorganError, match="--loss: applies to --model unet-l1 or autoencoder"):
+        Config(loss="mse").validate()
+    Config(model="autoencoder", skip_connections=True, loss="mse").validate()
+
+
+def test_wrong_python_types_are_refused():
+    """A value of the wrong type (e.g. a string where a list belongs) is caught, not read letter by letter."""
+    for classes in ("horse", [1]):
+        with pytest.raises(ColorganError, match="--classes"):
+            Config(classes=classes).validate()
+    with pytest.raises(ColorganError, match="--epochs"):
+        Config(epochs="3").validate()

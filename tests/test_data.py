@@ -29,11 +29,16 @@ def make_paired(root, n=6, unpaired_color=(), unpaired_gray=()):
 
 def test_pairing_by_stem_warns_about_unpaired(tmp_path, caplog):
     root = make_paired(tmp_path / "set", 6, unpaired_color=["lonely.jpg"], unpaired_gray=["ghost.png"])
-    with caplog.at_level(logging.WARNING, logger="colorgan"):
-        images = data.paired_images(root)
+    images, skipped = data.paired_images(root)
     assert len(images) == 6
     assert [p.split("/")[-1] for p in images.color] == [f"{i}.jpg" for i in range(6)]
     assert all(c.split("/")[-1][:-4] == g.split("/")[-1][:-4] for c, g in zip(images.color, images.gray))
+    assert len(skipped) == 2
+    assert skipped[0].startswith(f"{root}/color/lonely.jpg: no gray partner")
+    assert skipped[1].startswith(f"{root}/gray/ghost.png: no colour partner")
+    with caplog.at_level(logging.WARNING, logger="colorgan"):  # a paired --data warns about them
+        source = data.find_source(tiny_config(data=str(root)))
+    assert source.skipped == skipped
     assert "lonely.jpg: no gray partner" in caplog.text
     assert "ghost.png: no colour partner" in caplog.text
 
@@ -45,7 +50,7 @@ def test_paired_names_sort_naturally(tmp_path):
     for stem in ("10", "9", "100"):
         for sub in ("color", "gray"):
             shutil.copy(sample_images(1)[0], root / sub / f"{stem}.jpg")
-    assert [p.split("/")[-1] for p in data.paired_images(root).color] == ["9.jpg", "10.jpg", "100.jpg"]
+    assert [p.split("/")[-1] for p in data.paired_images(root)[0].color] == ["9.jpg", "10.jpg", "100.jpg"]
 
 
 def test_missing_folders(tmp_path):
@@ -106,7 +111,7 @@ def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
     assert "empty.jpg: empty file" in caplog.text and "notes.jpg: not an image" in caplog.text
     assert "truncated.jpg: cannot decode" in caplog.text  # a valid header: only decoding finds it
     assert [f.name for f in files] == [f"{i:04d}.jpg" for i in range(5)]
-    decoded = list(data.example_dataset(data.ImageSet(color=[str(f) for f in files]), 32))
+    decoded = list(data.FileImages(color=[str(f) for f in files]).examples(32))
     assert len(decoded) == 5
 
 
@@ -119,6 +124,7 @@ def test_cifar10_download_path(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x, y), (x[:10], y[:10])))
     source = data.find_source(tiny_config(data="cifar10", classes=["horse"]))
     assert len(source.train) == 2 and len(source.val) == 1 and source.default_image_size == 32
+    assert isinstance(source.train, data.ArrayImages) and source.train.labels(list(data.CIFAR10_CLASSES)) is None
 
     def offline():
         raise OSError("no network")
@@ -168,16 +174,86 @@ def test_jitter_moves_input_and_target_together(inside_map):
     assert any(not np.array_equal(o, jittered.numpy()) for o in others)
 
 
+def _pipelines(cfg):
+    return dict(size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space)
+
+
 def test_train_and_eval_pipelines():
     cfg = tiny_config(classes=["horse"], batch_size=16).resolved(32)
     source = data.find_source(cfg)
     assert data.steps_per_pass(len(source.train), 16) == 2 and data.eval_steps(len(source.val), 16) == 1
-    x, y = next(iter(data.train_dataset(source.train, cfg)))
+    train = lambda cfg: data.train_dataset(source.train, **_pipelines(cfg), jitter=cfg.jitter, seed=cfg.seed)
+    x, y = next(iter(train(cfg)))
     assert x.shape == (16, 32, 32, 1) and y.shape == (16, 32, 32, 2) and x.dtype == tf.float32
     assert float(tf.reduce_max(tf.abs(x))) <= 1.0 and float(tf.reduce_max(tf.abs(y))) <= 1.0
-    batches = list(data.eval_dataset(source.val, cfg))
+    np.testing.assert_array_equal(next(iter(train(cfg)))[0].numpy(), x.numpy())  # same seed, same order
+    batches = list(data.eval_dataset(source.val, **_pipelines(cfg)))
     assert sum(b[0].shape[0] for b in batches) == len(source.val) == 9  # one B&W photo skipped
-    first = [b[0].numpy() for b in data.eval_dataset(source.val, cfg)]
+    first = [b[0].numpy() for b in data.eval_dataset(source.val, **_pipelines(cfg))]
     np.testing.assert_array_equal(first[0], batches[0][0].numpy())  # fixed order, no jitter
+    assert sum(b[0].shape[0] for b in data.eval_dataset(source.val, **_pipelines(cfg), limit=4)) == 4
     rgb_cfg = tiny_config(classes=["horse"], color_space="rgb").resolved(32)
-    assert next(iter(data.train_dataset(source.train, rgb_cfg)))[1].shape[-1] == 3
+    assert next(iter(train(rgb_cfg)))[1].shape[-1] == 3
+
+
+def test_data_order_seed():
+    # epoch boundaries: seed + epoch (a fresh order for each resumed epoch, epoch 0 is the seed itself)
+    assert [data.data_order_seed(42, e) for e in range(3)] == [42, 43, 44]
+    assert data.data_order_seed(42, 2, 0) == 44
+    # mid-epoch: seed + 7919 * (epoch + 1) + step
+    assert data.data_order_seed(42, 0, 5) == 42 + 7919 + 5
+    assert data.data_order_seed(42, 3, 1) == 42 + 7919 * 4 + 1
+    boundary = {data.data_order_seed(42, e) for e in range(100)}
+    middle = {data.data_order_seed(42, e, s) for e in range(100) for s in range(1, 50)}
+    assert len(boundary) == 100 and len(middle) == 100 * 49 and not boundary & middle
+
+
+def test_sample_examples_are_spread_over_the_split():
+    source = data.find_source(tiny_config(classes=["horse"]))
+    examples = data.sample_examples(source.val, 32, 4)
+    assert examples.dtype == tf.uint8 and examples.shape == (4, 32, 32, 4)
+    idx = [0, 3, 5, 8]  # np.linspace(0, 8, 4).round()
+    want = np.stack([e.numpy() for e in source.val.subset(idx).examples(32)])
+    np.testing.assert_array_equal(examples.numpy(), want)
+    assert data.sample_examples(source.val, 32, 100).shape[0] == len(source.val)  # no image twice
+    x, y = data.example_to_model_io(examples, "lab")
+    assert x.shape == (4, 32, 32, 1) and y.shape == (4, 32, 32, 2)
+
+
+def test_file_and_array_images_agree():
+    source = data.find_source(tiny_config(classes=["horse", "deer"]))
+    files = source.val
+    classes = ["deer", "horse"]
+    labels = files.labels(classes)
+    assert labels is not None and len(labels) == len(files) == 19
+    assert all(classes[i] in p for i, p in zip(labels, files.color))
+    assert files.labels(["horse"]) is None  # a deer has no known class
+    arrays = data.ArrayImages(np.stack([e.numpy()[..., :3] for e in files.examples(32)]))
+    assert len(arrays) == len(files) and arrays.labels(classes) is None
+    assert files.max_side() == arrays.max_side() == 32
+    idx = [7, 0, 18, 3]
+    part_files, part_arrays = files.subset(idx), arrays.subset(idx)
+    assert type(part_files) is data.FileImages and type(part_arrays) is data.ArrayImages
+    assert part_files.color == [files.color[i] for i in idx] and part_files.plain == [files.plain[i] for i in idx]
+    np.testing.assert_array_equal(part_files.labels(classes), labels[idx])
+    # the same examples whichever way the images are held (gray derived from the colour both ways)
+    for size in (32, 16):
+        from_files = np.stack([e.numpy() for e in part_files.examples(size)])
+        from_arrays = np.stack([e.numpy() for e in part_arrays.examples(size)])
+        assert from_files.shape == (4, size, size, 4)
+        np.testing.assert_array_equal(from_files, from_arrays)
+    np.testing.assert_array_equal(data.sample_examples(files, 32, 5).numpy(),
+                                  data.sample_examples(arrays, 32, 5).numpy())
+    empty = files.subset([]), arrays.subset([])
+    assert [len(e) for e in empty] == [0, 0] and [len(list(e.examples(32))) for e in empty] == [0, 0]
+
+
+def test_paired_subset_keeps_pairs(tmp_path):
+    images, _ = data.paired_images(make_paired(tmp_path / "set", 4))
+    part = images.subset([3, 1])
+    assert [p.split("/")[-1] for p in part.color] == ["3.jpg", "1.jpg"]
+    assert [p.split("/")[-1] for p in part.gray] == ["3.png", "1.png"] and len(part.plain) == 2
+    examples = list(part.examples(32))
+    assert len(examples) == 2 and all(e.shape == (32, 32, 4) for e in examples)
+    # the paired gray is used as stored (OpenCV's conversion), not derived from the colour
+    np.testing.assert_array_equal(examples[0][..., 3].numpy(), cv2.imread(part.gray[0], cv2.IMREAD_UNCHANGED))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import evaluation, training
+from colorgan import evaluation, models, trainers, training
 from colorgan.classifier import FrozenClassifier, train_classifier
 from colorgan.config import Config
 from colorgan.models import Autoencoder
+from colorgan.runs import Run
 from colorgan.sweep import parse_grid
 from colorgan.errors import ColorganError
 from conftest import ROOT, SAMPLE, tiny_config
@@ -27,7 +28,7 @@ def test_autoencoder_shapes_and_skips(skips):
                                        dict(model="unet-l1"), dict(model="unet-l1", loss="mse"),
                                        dict(model="pix2pix")])
 def test_each_model_trains_one_step(overrides):
-    model = training.build_trainer(tiny_config(**overrides))
+    model = trainers.build_trainer(tiny_config(**overrides))
     x = tf.random.uniform((4, 32, 32, 1), -1, 1)
     y = tf.random.uniform((4, 32, 32, 2), -1, 1)
     before = [w.numpy().copy() for w in model.generator.trainable_weights]
@@ -116,41 +117,52 @@ def test_classifier_features_and_labels(tiny_classifier):
     logits, features = clf(tf.zeros((3, 64, 64, 3)))
     assert logits.shape == (3, 10) and features.shape == (3, 256)
     images = evaluation.eval_images(tiny_config(classes=["horse"]).resolved(32))[0]
-    assert set(evaluation.image_labels(images, clf.classes)) == {7}
+    assert set(images.labels(clf.classes)) == {7}
 
 
 def test_sweep_grid_parsing():
     combos = parse_grid("lr=1e-4,2e-4 lambda_l1=10,100 jitter=true")
     assert len(combos) == 4 and combos[0] == {"lr": 1e-4, "lambda_l1": 10.0, "jitter": True}
+    # list fields: one list per value, items joined with "+"; "auto" where the field allows it
+    assert parse_grid("classes=horse,deer+cat") == [{"classes": ["horse"]}, {"classes": ["deer", "cat"]}]
+    assert parse_grid("image_size=auto,64") == [{"image_size": "auto"}, {"image_size": 64}]
     for bad, message in (("lr", "not key=value"), ("learning_rate=1", "unknown config key"),
-                         ("lr=abc", "could not convert")):
+                         ("lr=abc", "not a number"), ("epochs=1.5", "not a whole number"),
+                         ("jitter=maybe", "not a boolean"), ("lr=auto", "not a number")):
         with pytest.raises(ColorganError, match=message):
             parse_grid(bad)
 
 
 def test_sweep_trains_each_combination_and_ranks(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "colorgan.sweep", "--grid", "lr=1e-4,1e-3", "--prefix", "sw",
-                          "--data", str(SAMPLE), "--classes", "horse", "--epochs", "1", "--base-filters", "4",
+    out = subprocess.run([sys.executable, "-m", "colorgan.sweep", "--grid", "classes=horse,deer+cat lr=1e-3",
+                          "--prefix", "sw", "--data", str(SAMPLE), "--epochs", "1", "--base-filters", "4",
                           "--batch-size", "8", "--model", "unet-l1", "--num-samples", "0",
                           "--checkpoint-dir", str(tmp_path / "ck")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["sw-lr=0.0001", "sw-lr=0.001"]
+    runs = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert runs == ["sw-classes=deer+cat-lr=0.001", "sw-classes=horse-lr=0.001"]
+    for name, classes in zip(runs, (["deer", "cat"], ["horse"])):
+        saved = json.loads((tmp_path / "ck" / name / "config.json").read_text())
+        assert saved["classes"] == classes and saved["lr"] == 1e-3
     ranking = (tmp_path / "reports" / "sw" / "ranking.md").read_text()
-    assert "Ranked by psnr" in ranking and "sw-lr=0.0001" in ranking and "gray baseline" in ranking
+    assert "Ranked by psnr" in ranking and "sw-classes=horse-lr=0.001" in ranking and "gray baseline" in ranking
+    # each run evaluated on its own classes: 10 test images per class in the sample
+    results = json.loads((tmp_path / "reports" / "sw" / "metrics.json").read_text())
+    assert sorted(r["images"] for r in results) == [10, 20]
 
 
 @pytest.mark.realdata
 def test_gray_baseline_reproduces_the_reference_on_cifar10_test(shared_data, tmp_path):
     cfg = Config(data=str(shared_data / "cifar10"), base_filters=4, precision="fp32").resolved(32)
-    generator, _ = training.build_models(cfg)
-    run = evaluation.Run(tmp_path, cfg, generator)
+    generator, _ = models.build_models(cfg)
+    run = Run(tmp_path, cfg, generator)
     result = evaluation.evaluate_run(run, batch_size=500, progress=False)
     gray = result["rows"]["gray baseline"]
     print(result["rows"])
     assert result["images"] == 10000
-    # ../shared/README.md: PSNR 25.48 dB, SSIM 0.953, true colourfulness 30.6 (see the README on the PSNR cap).
+    # ../shared/README.md: PSNR 25.48 dB, SSIM 0.953, true colourfulness 30.6 (see docs/experiments.md on the PSNR cap).
     assert gray["psnr"] == pytest.approx(25.48, abs=0.2)
     assert gray["ssim"] == pytest.approx(0.953, abs=0.002)
     assert result["rows"]["true colour"]["colourfulness"] == pytest.approx(30.6, abs=0.3)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from colorgan.keras_compat import walk_layers
 from colorgan.models import Discriminator, Generator, level_filters
 
 
@@ -33,7 +34,8 @@ def test_non_square_input_and_rgb_output():
 
 
 def test_parameter_counts_match_the_pix2pix_network():
-    # The figures (same network as ../shared/bench/peer_torch.py): ~16.66 M at 32 px, ~54.4 M at 256 px.
+    # The pix2pix U-Net (Isola et al. 2017; 64-128-256-512 channels, then 512): ~54.4 M weights at 256 px
+    # (8 levels), ~16.66 M at 32 px (5 levels).
     assert abs(trainable(Generator(32)) - 16.66e6) / 16.66e6 < 0.002
     assert abs(trainable(Generator(256)) - 54.4e6) / 54.4e6 < 0.002
     assert level_filters(8) == [64, 128, 256, 512, 512, 512, 512, 512]
@@ -48,7 +50,7 @@ def test_patchgan_receptive_field_is_70_at_256():
         jump *= s
     assert r == 70
     d = Discriminator(256, 1, 2, base_filters=4)
-    convs = [l for l in d._flatten_layers() if l.__class__.__name__ == "Conv2D"]
+    convs = [l for l in walk_layers(d) if l.__class__.__name__ == "Conv2D"]
     assert [c.strides[0] for c in convs] == strides and all(c.kernel_size == (4, 4) for c in convs)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import training
+from colorgan import models, optimizers, runtime, trainers
 from colorgan.config import Config
 from colorgan.errors import ColorganError
 from colorgan.fastconv import conv2d_as_matmul, conv2d_transpose_as_matmul, use_matmul_for_small_inputs
@@ -49,28 +49,29 @@ FLAGS = [
 def test_each_flag_builds_and_trains_a_step_with_finite_losses(flags):
     cfg = tiny_config(**flags)
     cfg.validate()
-    model = training.build_trainer(cfg, steps_per_epoch=4)
+    model = trainers.build_trainer(cfg, steps_per_epoch=4)
     g_before, d_before = _weights(model.generator), _weights(model.discriminator)
     # fp16's dynamic loss scale starts at 2^15 and halves on each overflowing (skipped) step
     for _ in range(20 if cfg.precision == "fp16" else 1):
         logs = model.train_step(_batch())
-        if int(training._iterations(model.g_optimizer)):
+        if int(optimizers.inner_iterations(model.g_optimizer)):
             break
     assert all(math.isfinite(float(v)) for v in logs.values()), logs
     assert _changed(g_before, model.generator) and _changed(d_before, model.discriminator)
     if cfg.precision != "fp16":  # (where G and D may skip different steps)
-        assert int(training._iterations(model.d_optimizer)) == cfg.critic_steps
+        assert int(optimizers.inner_iterations(model.d_optimizer)) == cfg.critic_steps
 
 
 def _layers(model):
-    return list(model._flatten_layers(include_self=False))
+    from colorgan.keras_compat import walk_layers
+    return list(walk_layers(model))
 
 
 def test_normalisation_flags_build_the_layers_they_name():
     def kinds(model):
         return {type(layer).__name__ for layer in _layers(model)}
 
-    g, d = training.build_models(tiny_config(norm="instance", d_norm="none", spectral_norm=True))
+    g, d = models.build_models(tiny_config(norm="instance", d_norm="none", spectral_norm=True))
     assert "BatchNormalization" not in kinds(g)
     instance = [layer for layer in _layers(g) if isinstance(layer, keras.layers.GroupNormalization)]
     assert instance and all(layer.groups == layer.gamma.shape[0] for layer in instance)  # a group per channel
@@ -79,7 +80,7 @@ def test_normalisation_flags_build_the_layers_they_name():
     assert convs and all(c.use_bias for c in convs)  # no norm after them: they need their bias
     assert sum(isinstance(layer, keras.layers.SpectralNormalization) for layer in _layers(d)) == len(convs)
 
-    g, d = training.build_models(tiny_config(norm="group", d_dropout=0.25))
+    g, d = models.build_models(tiny_config(norm="group", d_dropout=0.25))
     groups = [layer for layer in _layers(g) if isinstance(layer, keras.layers.GroupNormalization)]
     assert groups and all(1 < layer.groups < layer.gamma.shape[0] for layer in groups)
     assert {layer.rate for layer in _layers(d) if isinstance(layer, keras.layers.Dropout)} == {0.25}
@@ -150,7 +151,7 @@ def test_schedules_give_the_expected_learning_rates():
 
 def test_trainer_schedule_follows_the_optimizer_step_and_scales_with_critic_steps():
     cfg = tiny_config(lr=1e-3, epochs=4, lr_schedule="linear", decay_epochs=2, gan_loss="hinge", critic_steps=3)
-    model = training.build_trainer(cfg, steps_per_epoch=10)
+    model = trainers.build_trainer(cfg, steps_per_epoch=10)
     g, d = model.g_optimizer, model.d_optimizer
     for step, expected in ((0, 1e-3), (20, 1e-3), (30, 5e-4), (40, 0.0)):
         g.iterations.assign(step)
@@ -160,7 +161,7 @@ def test_trainer_schedule_follows_the_optimizer_step_and_scales_with_critic_step
 
 
 def test_l1_warmup_leaves_the_discriminator_alone_then_starts_it():
-    model = training.build_trainer(tiny_config(l1_warmup_epochs=1), steps_per_epoch=2)
+    model = trainers.build_trainer(tiny_config(l1_warmup_epochs=1), steps_per_epoch=2)
     batch = _batch()
     d_start = _weights(model.discriminator)
     for _ in range(2):
@@ -173,7 +174,7 @@ def test_l1_warmup_leaves_the_discriminator_alone_then_starts_it():
 
 
 def test_fp16_wraps_the_optimizers_in_loss_scaling():
-    model = training.build_trainer(tiny_config(precision="fp16"))
+    model = trainers.build_trainer(tiny_config(precision="fp16"))
     assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert model.generator.layers[1].compute_dtype == "float16"
@@ -181,7 +182,7 @@ def test_fp16_wraps_the_optimizers_in_loss_scaling():
 
 
 def test_bf16_training_keeps_float32_variables():
-    model = training.build_trainer(tiny_config(precision="bf16"))
+    model = trainers.build_trainer(tiny_config(precision="bf16"))
     conv_dtypes = {layer.compute_dtype for layer in _layers(model.generator) if isinstance(layer, keras.layers.Conv2D)}
     assert conv_dtypes == {"bfloat16"}
     model.train_step(_batch())
@@ -191,8 +192,8 @@ def test_bf16_training_keeps_float32_variables():
 
 
 def test_xla_flag_reaches_compile():
-    assert training.build_trainer(tiny_config(xla="on")).jit_compile is True
-    assert training.build_trainer(tiny_config(xla="off")).jit_compile is False
+    assert trainers.build_trainer(tiny_config(xla="on")).jit_compile is True
+    assert trainers.build_trainer(tiny_config(xla="off")).jit_compile is False
     assert Config(xla="auto").resolved(32).xla == ("on" if tf.config.list_physical_devices("GPU") else "off")
 
 
@@ -229,7 +230,7 @@ def test_matmul_convolutions_equal_the_stock_layers_values_and_gradients(shape):
 
 def test_swapped_generator_computes_the_same_and_saves_as_plain_keras(tmp_path):
     cfg = tiny_config(image_size=16)
-    generator, _ = training.build_models(cfg)  # the swap is on (no GPU here)
+    generator, _ = models.build_models(cfg)  # the swap is on (no GPU here)
     stock = keras.models.clone_model(generator)
     stock.set_weights(generator.get_weights())
     assert use_matmul_for_small_inputs(generator) > 0
@@ -238,7 +239,7 @@ def test_swapped_generator_computes_the_same_and_saves_as_plain_keras(tmp_path):
     np.testing.assert_allclose(fast(x).numpy(), stock(x, training=False).numpy(), atol=1e-5)
     generator.save(tmp_path / "g.keras")
     code = ("import keras, numpy as np; m = keras.models.load_model(r'%s', compile=False); "
-            "print(sorted({type(l).__name__ for l in m._flatten_layers()}))" % (tmp_path / "g.keras"))
+            "print(sorted({type(l).__name__ for s in m.layers for l in [s, *getattr(s, 'layers', [])]}))" % (tmp_path / "g.keras"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Conv2DTranspose" in out.stdout
@@ -278,7 +279,7 @@ import_tensorflow_quietly()
 import numpy as np, tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from colorgan import training
+from colorgan import runtime, trainers
 from colorgan.config import Config
 
 cfg = Config(image_size=16, batch_size=8, base_filters=4, g_dropout=0.0, precision="fp32", xla="off")
@@ -289,8 +290,8 @@ start = None
 
 def run(strategy_name, optimizer):
     global start
-    strategy = training.make_strategy(strategy_name)
-    model = training.build_trainer(dataclasses.replace(cfg, strategy=strategy_name), 3, strategy)
+    strategy = runtime.make_strategy(strategy_name)
+    model = trainers.build_trainer(dataclasses.replace(cfg, strategy=strategy_name), 3, strategy)
     if optimizer == "sgd":  # gradient-scale mistakes show with SGD (Adam hides them)
         with strategy.scope():
             model.g_optimizer, model.d_optimizer = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import training
+from colorgan import callbacks, evaluation, losses, runs, trainers, training
 from colorgan.config import Config
 from colorgan.data import eval_dataset, find_source, train_dataset
 from conftest import ROOT, SAMPLE, copy_images, tiny_config
@@ -19,13 +19,13 @@ from kill_resume import checkpoint_progress
 
 def test_one_train_step_changes_weights_and_gives_finite_losses():
     cfg = tiny_config()
-    model = training.build_trainer(cfg)
+    model = trainers.build_trainer(cfg)
     x = tf.random.uniform((4, 32, 32, 1), -1, 1)
     y = tf.random.uniform((4, 32, 32, 2), -1, 1)
     g_before = [w.numpy().copy() for w in model.generator.trainable_weights]
     d_before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
     logs = model.train_step((x, y))
-    assert set(logs) == set(training.LOSS_NAMES)
+    assert set(logs) == set(losses.LOSS_NAMES)
     assert all(np.isfinite(float(v)) for v in logs.values())
     assert float(logs["g_total"]) == pytest.approx(float(logs["g_gan"]) + 100 * float(logs["g_l1"]), rel=1e-5)
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(g_before, model.generator.trainable_weights))
@@ -34,7 +34,7 @@ def test_one_train_step_changes_weights_and_gives_finite_losses():
 
 
 def test_bf16_keeps_float32_variables_and_outputs():
-    model = training.build_trainer(tiny_config(precision="bf16"))
+    model = trainers.build_trainer(tiny_config(precision="bf16"))
     assert all(w.dtype == "float32" for w in model.generator.weights)
     out = model.generator(tf.zeros((1, 32, 32, 1)))
     assert out.dtype == tf.float32
@@ -47,8 +47,9 @@ def test_seed_repeats_initialisation_and_data_order():
     runs = []
     for _ in range(2):
         keras.utils.set_random_seed(cfg.seed)
-        model = training.build_trainer(cfg)
-        batch = next(iter(train_dataset(source.train, cfg)))
+        model = trainers.build_trainer(cfg)
+        batch = next(iter(train_dataset(source.train, size=cfg.image_size, batch_size=cfg.batch_size,
+                                        color_space=cfg.color_space, jitter=cfg.jitter, seed=cfg.seed)))
         runs.append((model.generator.weights[0].numpy(), batch[0].numpy()))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
@@ -86,9 +87,9 @@ def test_two_epochs_write_every_artefact_then_resume_continues_at_epoch_three(tm
     assert {k: v for k, v in saved3.items() if k != "epochs"} == {k: v for k, v in saved.items() if k != "epochs"}
     assert (run / "samples" / "epoch_003.png").exists()
     # The optimizer state came back: its step count went on from 2 epochs' worth.
-    model = training.build_trainer(Config(**saved3))
-    state = training.TrainingState(model, run / "state")
-    assert state.restore() == 3
+    model = trainers.build_trainer(Config.from_dict(saved3))
+    state = runs.TrainingState(model, run / "state")
+    assert state.restore() == (3, 0)
     assert int(model.g_optimizer.iterations) == 3 * steps_per_epoch
     # ... and so did the weights: the epoch-2 generator differs from the restored epoch-3 one.
     assert not np.allclose(generator(x).numpy(), model.generator(x).numpy())
@@ -102,7 +103,7 @@ def test_resume_drops_history_rows_past_the_checkpoint(tmp_path):
                                      num_samples=0), verbose=0)
     rows = read_csv(run / "history.csv")
     with open(run / "history.csv", "a") as f:  # a kill between the history write and the checkpoint
-        f.write("2," + ",".join(["1.0"] * (len(training.HISTORY_COLUMNS) - 2)) + ",1.0\n")
+        f.write("2," + ",".join(["1.0"] * (len(runs.HISTORY_COLUMNS) - 2)) + ",1.0\n")
     training.resume(run, epochs=2, verbose=0)
     after = read_csv(run / "history.csv")
     assert [int(r["epoch"]) for r in after] == [1, 2]
@@ -150,7 +151,7 @@ def test_help_lists_every_flag_with_its_default():
 
 @pytest.mark.parametrize("args, message", [
     (["--bogus", "1"], "unrecognized arguments: --bogus"),
-    (["--lr", "abc"], "--lr: invalid"),
+    (["--lr", "abc"], "--lr: 'abc' is not a number"),
     (["--lr", "-1"], "--lr: -1.0 is not a positive number"),
     (["--image-size", "48"], "--image-size: 48 is not a power of two"),
     (["--color-space", "hsv"], "invalid choice: 'hsv'"),
@@ -181,7 +182,7 @@ def test_cli_trains_and_resumes(tmp_path):
 
 # ---- learning on real data -------------------------------------------------------------------
 @pytest.mark.realdata
-def test_pix2pix_learns_colour_on_real_cifar10_horses(shared_data, tmp_path):
+def test_pix2pix_learns_color_on_real_cifar10_horses(shared_data, tmp_path):
     horses = sorted((shared_data / "cifar10" / "train" / "horse").glob("*.jpg"))
     root = tmp_path / "horses"
     copy_images(horses[:512], root / "train" / "horse")
@@ -190,8 +191,9 @@ def test_pix2pix_learns_colour_on_real_cifar10_horses(shared_data, tmp_path):
                  checkpoint_dir=str(tmp_path / "ck"), run_name="learn", num_samples=0, seed=0)
     run = training.train(cfg, verbose=0)
     history = read_csv(run / "history.csv")
-    cfg = Config(**json.loads((run / "config.json").read_text()))
-    baseline = training.ab_zero_l1(eval_dataset(find_source(cfg).val, cfg))
+    cfg = Config.load(run / "config.json")
+    baseline = evaluation.gray_baseline_l1(eval_dataset(find_source(cfg).val, size=cfg.image_size, batch_size=cfg.batch_size,
+                                                color_space=cfg.color_space))
     val_l1 = [float(r["val_g_l1"]) for r in history]
     curve = ", ".join(r["val_g_l1"][:6] for r in history)
     print(f"validation L1 on ab by epoch: {curve}; ab = 0 baseline: {baseline:.4f}")
@@ -224,12 +226,12 @@ def test_sigterm_saves_the_epoch_in_progress_and_resume_finishes_it(tmp_path):
     epochs, step, iterations = checkpoint_progress(run)
     assert (epochs, step) == (0, iterations) and 0 < step < steps  # exactly the steps done, in epoch 1
     assert f"interrupted; 0 epochs and {step} of {steps} steps saved in {run}" in err
-    assert training.read_history(run / "history.csv") == []
+    assert runs.read_history(run / "history.csv") == []
     out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--resume", str(run)], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"resuming {run} in epoch 1 of 1, after its step {step} of {steps}" in out.stderr
-    assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
+    assert [int(r["epoch"]) for r in runs.read_history(run / "history.csv")] == [1]
     assert checkpoint_progress(run) == (1, 0, steps)  # the epoch has exactly its steps: none lost, none twice
 
 
@@ -262,7 +264,7 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(tmp_p
     last = bad.stderr.strip().splitlines()[-1]
     assert "diverged in epoch 2" in last and "keeps epoch 1" in last and "Traceback" not in bad.stderr
     assert checkpoint_progress(run) == (1, 0, 3)  # epoch 1's checkpoint, 3 steps
-    assert [int(r["epoch"]) for r in training.read_history(run / "history.csv")] == [1]
+    assert [int(r["epoch"]) for r in runs.read_history(run / "history.csv")] == [1]
     after = keras.models.load_model(run / "generator.keras", compile=False).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # not overwritten with broken weights
 
@@ -296,25 +298,25 @@ def test_damaged_runs_and_unwritable_places_give_one_line_errors(tmp_path):
 
 def test_ctrl_c_is_handled_between_steps_and_twice_stops_at_once(tmp_path):
     import signal
-    model = training.build_trainer(tiny_config(image_size=16, base_filters=4))
-    state = training.TrainingState(model, tmp_path / "state")
-    stopper = training.GracefulStop(state, steps_per_epoch=10)
+    model = trainers.build_trainer(tiny_config(image_size=16, base_filters=4))
+    state = runs.TrainingState(model, tmp_path / "state")
+    stopper = callbacks.GracefulStop(state, steps_per_epoch=10)
     stopper.on_epoch_begin(2)
     with stopper.handling_signals():
         stopper.on_train_batch_end(3, {"g_total": 1.0})  # no signal yet: goes on
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: only noted by the handler
         assert stopper.requested == "SIGINT"
-        with pytest.raises(training.TrainingInterrupted):
+        with pytest.raises(callbacks.TrainingInterrupted):
             stopper.on_train_batch_end(4, {"g_total": 1.0})  # after the 5th step of the 3rd epoch
-        assert training.saved_progress(tmp_path) == (2, 5)
+        assert runs.saved_progress(tmp_path) == (2, 5)
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C stops at once
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
 
-    at_end = training.GracefulStop(state, steps_per_epoch=10)
+    at_end = callbacks.GracefulStop(state, steps_per_epoch=10)
     at_end.requested = "SIGTERM"
     at_end.on_train_batch_end(9, {"g_total": 1.0})  # the epoch's last step: the epoch is finished and recorded
     at_end.set_model(model)
-    with pytest.raises(training.TrainingInterrupted):
+    with pytest.raises(callbacks.TrainingInterrupted):
         at_end.on_epoch_end(0)
-    assert training.saved_progress(tmp_path) == (2, 5)  # nothing saved by the stopper at an epoch's end
+    assert runs.saved_progress(tmp_path) == (2, 5)  # nothing saved by the stopper at an epoch's end

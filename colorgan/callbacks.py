@@ -1,0 +1,135 @@
+"""Callbacks of a training run, in the order fit calls them at an epoch's end:
+
+  SampleGrid    gray | truth | colorized on fixed validation images, samples/epoch_NNN.png
+  RunRecorder   history row, generator.keras, then the training state (the commit point); stops on NaN
+  GracefulStop  Ctrl-C or SIGTERM: finish the step, save where it was, stop
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import keras
+
+from .atomic import atomic_save
+from .color import from_model_io, gray_from_model_input
+from .runs import HISTORY_COLUMNS, TrainingState, append_history
+from .viz import save_image_grid
+
+log = logging.getLogger("colorgan")
+
+
+def all_finite(logs: dict | None) -> bool:
+    return all(math.isfinite(float(v)) for v in (logs or {}).values())
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Each epoch, the generator on the same validation images, saved as a grid beside the truth."""
+
+    def __init__(self, folder: Path, title: str, color_space: str, inputs, targets):
+        super().__init__()
+        self.folder, self.title, self.color_space = folder, title, color_space
+        self.inputs, self.targets = inputs, targets
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all_finite(logs):
+            return  # RunRecorder stops the run; a grid of NaNs shows nothing
+        pred = self.model.generator(self.inputs, training=False)
+        columns = {"gray": gray_from_model_input(self.inputs, self.color_space).numpy(),
+                   "truth": from_model_io(self.inputs, self.targets, self.color_space).numpy(),
+                   "colorized": from_model_io(self.inputs, pred, self.color_space).numpy()}
+        self.folder.mkdir(exist_ok=True)
+        save_image_grid(self.folder / f"epoch_{epoch + 1:03d}.png", columns, title=f"{self.title}, epoch {epoch + 1}")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """At each epoch end: history row, generator, then the training state (commit).
+
+    An epoch whose losses are not finite is not recorded: training stops and `diverged_at` names it.
+    """
+
+    def __init__(self, run_dir: Path, state: TrainingState):
+        super().__init__()
+        self.run_dir, self.state = run_dir, state
+        self._epoch_start = time.perf_counter()
+        self.diverged_at = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if k in HISTORY_COLUMNS}
+        done = epoch + 1
+        if not all_finite(logs):
+            self.model.stop_training = True
+            self.diverged_at = done
+            log.error("epoch %d: loss is not finite (%s); stopping, the last good checkpoint is kept",
+                      done, ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items()))
+            return
+        row = {"epoch": done, "seconds": round(time.perf_counter() - self._epoch_start, 2)}
+        row.update({k: f"{float(v):.6f}" for k, v in logs.items()})
+        append_history(self.run_dir / "history.csv", row)
+        generator = self.model.generator
+        atomic_save(self.run_dir / "generator.keras", lambda tmp: generator.save(tmp))
+        self.state.save(done)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C or SIGTERM after saving where it was."""
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Ctrl-C or SIGTERM: finish the step in progress, save the training state there, stop.
+
+    The signal handler only sets a flag: an exception raised inside a handler lands in whatever code
+    runs at that moment, and some (weakref callbacks) swallow it. A second signal stops at once; the
+    checkpoints on disk are whole either way (write, then rename). A mid-epoch save keeps the models,
+    optimizers and the step reached; that epoch's history row then covers the steps after the resume.
+    """
+
+    def __init__(self, state: TrainingState, steps_per_epoch: int):
+        super().__init__()
+        self.state, self.steps_per_epoch = state, steps_per_epoch
+        self.requested: str | None = None
+        self.step_offset = 0  # steps of the current epoch done before this fit (a resumed epoch)
+        self._epoch = 0
+
+    @contextlib.contextmanager
+    def handling_signals(self):
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt  # asked twice: stop now
+            self.requested = signal.Signals(signum).name
+            log.warning("%s: stopping after this step, saving first (send it again to stop at once)",
+                        self.requested)
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.step_offset + batch + 1
+        if not self.requested or done >= self.steps_per_epoch:
+            return  # at an epoch's last step: let it finish and be recorded as a whole epoch
+        if all_finite(logs):
+            self.state.save(self._epoch, step=done)
+        raise TrainingInterrupted(self.requested)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested:  # RunRecorder, called first, has saved the epoch (unless it diverged)
+            raise TrainingInterrupted(self.requested)

@@ -1,0 +1,190 @@
+"""The run directory: what a training run writes, how it is checkpointed, cleaned up and loaded again.
+
+`checkpoints/<run-name>/` holds
+  config.json        the resolved Config (evaluation and --resume rebuild the run from it)
+  history.csv        train and validation losses per epoch (1-based), with seconds per epoch
+  generator.keras    the generator alone; `keras.models.load_model` reloads it with no project code
+  state/             tf.train.Checkpoint of both models, both optimizers and the progress
+  samples/epoch_NNN.png  gray | truth | colorized on fixed validation images
+  skipped.txt        the data files left out, with their reasons
+Everything is written at the end of each epoch, the training state last: it is the commit point, so a
+run killed at any moment resumes from the last completed epoch.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from .atomic import atomic_save, temp_files
+from .config import Config
+from .errors import ColorganError
+from .losses import LOSS_NAMES
+
+log = logging.getLogger("colorgan")
+
+HISTORY_COLUMNS = ("epoch",) + LOSS_NAMES + tuple("val_" + n for n in LOSS_NAMES) + ("seconds",)
+KEEP_CHECKPOINTS = 2  # the newest mid-epoch save and the last completed epoch's
+
+
+# ---- training state -----------------------------------------------------------------------------
+class TrainingState:
+    """Models, optimizers and progress (completed epochs, steps into the next) in one tf.train.Checkpoint.
+
+    Checkpoints are numbered by the generator's optimizer step, so a save in the middle of an epoch
+    (Ctrl-C, SIGTERM) never overwrites the last completed epoch's files.
+    """
+
+    def __init__(self, model, directory: str | os.PathLike, restore_from: str | os.PathLike | None = None):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # done in epoch + 1
+        self.iterations = model.g_optimizer.iterations
+        parts = dict(generator=model.generator, g_optimizer=model.g_optimizer, epoch=self.epoch)
+        if model.discriminator is not None:
+            parts.update(discriminator=model.discriminator, d_optimizer=model.d_optimizer)
+        self._parts = parts
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **parts)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=KEEP_CHECKPOINTS)
+        self.restore_from = str(restore_from or directory)
+
+    def restore(self) -> tuple[int, int]:
+        """Restore the latest checkpoint if there is one; returns (completed epochs, steps into the next)."""
+        latest = tf.train.latest_checkpoint(self.restore_from)
+        if latest:
+            try:
+                saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+                # Runs saved before mid-epoch saves existed have no step: restore the rest.
+                checkpoint = self.checkpoint if "step" in saved else tf.train.Checkpoint(**self._parts)
+                checkpoint.restore(latest).assert_existing_objects_matched()
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:  # truncated: IndexError
+                raise ColorganError(f"{latest}: training state does not match this config or is damaged "
+                                    f"({type(e).__name__})") from None
+        return int(self.epoch.numpy()), int(self.step.numpy())
+
+    def save(self, epochs_done: int, step: int = 0) -> None:
+        """Save after `epochs_done` epochs and `step` steps of the next one."""
+        self.epoch.assign(epochs_done)
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=int(self.iterations.numpy()))
+
+
+def saved_progress(run_dir: str | os.PathLike) -> tuple[int, int]:
+    """(completed epochs, steps into the next) of a run's latest checkpoint; (0, 0) if it has none."""
+    latest = tf.train.latest_checkpoint(str(Path(run_dir) / "state"))
+    if not latest:
+        return 0, 0
+    reader = tf.train.load_checkpoint(latest)
+    names = {name for name, _ in tf.train.list_variables(latest)}
+
+    def value(variable: str) -> int:
+        key = f"{variable}/.ATTRIBUTES/VARIABLE_VALUE"
+        return int(reader.get_tensor(key)) if key in names else 0
+
+    return value("epoch"), value("step")
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Delete what a killed save left half-written: temporary files, never the files they would replace."""
+    leftovers = [*temp_files(run_dir), *temp_files(run_dir / "samples"),
+                 *(run_dir / "state").glob("*_temp*")]  # tf.train.Checkpoint's own temporary folders
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if leftovers:
+        log.info("removed %d half-written files of an interrupted save", len(leftovers))
+
+
+# ---- history.csv --------------------------------------------------------------------------------
+def read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_save(path, write)
+
+
+def append_history(path: Path, row: dict) -> None:
+    write_history(path, read_history(path) + [row])
+
+
+def truncate_history(path: Path, epochs_done: int) -> None:
+    """Drop rows past the last checkpointed epoch (a kill between the two writes leaves one)."""
+    write_history(path, [r for r in read_history(path) if int(r["epoch"]) <= epochs_done])
+
+
+# ---- creating and loading runs --------------------------------------------------------------------
+def default_run_name(data_name: str) -> str:
+    return f"{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(run_dir: Path, new: bool) -> Path:
+    """Create run_dir (refusing to start a new run over an old one) and check it is writable."""
+    if new and (run_dir / "config.json").exists():
+        raise ColorganError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                            f"or pick another --run-name")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ColorganError(f"{run_dir}: cannot write there ({e.strerror})") from None
+    return run_dir
+
+
+def load_run_config(run_dir: str | os.PathLike) -> Config:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ColorganError(f"{run_dir}: no such run directory")
+    cfg = Config.load(run_dir / "config.json")
+    cfg.validate()
+    return cfg
+
+
+@dataclass
+class Run:
+    """A trained run: its directory, its config and its generator."""
+    directory: Path
+    config: Config
+    generator: keras.Model
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+
+def load_generator(path: Path) -> keras.Model:
+    """A saved generator (.keras); it needs no project code to load."""
+    if not path.exists():
+        raise ColorganError(f"{path}: no generator saved (has the run finished an epoch?)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise ColorganError(f"{path}: cannot load the model ({e})") from None
+
+
+def load_run(directory: str | os.PathLike) -> Run:
+    directory = Path(directory)
+    cfg = load_run_config(directory)
+    return Run(directory, cfg, load_generator(directory / "generator.keras"))
+
+
+def find_runs(checkpoint_dir: str | os.PathLike = "checkpoints") -> list[Path]:
+    """Run directories (those with a saved generator), oldest first."""
+    root = Path(checkpoint_dir)
+    runs = [p.parent for p in root.glob("*/generator.keras")] if root.is_dir() else []
+    return sorted(runs, key=lambda p: (p / "generator.keras").stat().st_mtime)

@@ -1,0 +1,92 @@
+"""Where and how training runs: precision policy, tf.distribute strategy, which worker writes, XLA choice."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from .errors import ColorganError
+
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_xla() -> str:
+    """XLA on with a GPU; off on CPUs, where compiling this model's train step made it slower."""
+    return "on" if has_gpu() else "off"
+
+
+def default_precision() -> str:
+    """bf16 where the CPU computes bfloat16 natively (AMX or AVX-512 BF16) and no GPU is visible."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    if "amx_bf16" not in flags and "avx512_bf16" not in flags:
+        return "fp32"
+    return "fp32" if has_gpu() else "bf16"
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras' global dtype policy set to `precision` (fp32, bf16, fp16) while models are built, then restored."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """none: the default (one device); mirrored: every local GPU, else every logical CPU device;
+    multiworker: MultiWorkerMirroredStrategy, configured by the TF_CONFIG environment variable."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ColorganError(f"--strategy: {name!r} is not one of none, mirrored, multiworker")
+
+
+def replicas() -> float:
+    """Replicas training in sync: each computes a mean over its share, and their gradients are summed."""
+    return float(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory (the chief, or worker 0 without a chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and \
+        "chief" not in resolver.cluster_spec().as_dict()
+
+
+@contextlib.contextmanager
+def writable_run_dir(run_dir: Path, strategy: tf.distribute.Strategy):
+    """The directory this process writes its run to: run_dir on the chief, a scratch folder elsewhere.
+
+    Multi-worker checkpointing needs every worker to save, but only the chief's copy is kept; the
+    scratch folder is deleted when training ends.
+    """
+    if is_chief(strategy):
+        yield run_dir
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="colorgan-worker-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

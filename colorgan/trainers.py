@@ -1,0 +1,186 @@
+"""The `keras.Model`s that train a generator: compile, metrics, train_step and test_step, nothing else.
+
+  Pix2Pix    U-Net generator + PatchGAN discriminator: adversarial loss + lambda * L1
+  Regressor  a generator alone with a pixel loss (the U-Net L1 and autoencoder baselines)
+
+`build_trainer(cfg)` builds the one a config asks for, compiled, with its optimizer slots created.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from . import keras_compat
+from .config import Config
+from .losses import LOSS_NAMES, discriminator_loss, generator_loss, gradient_penalty, l1_loss
+from .models import build_models
+from .optimizers import inner_iterations, make_optimizer
+from .runtime import replicas
+
+
+def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, weight=1.0) -> None:
+    """Gradient of `loss` (a mean over this replica's images) applied as a mean over the global batch.
+
+    The backward pass starts from weight / replicas instead of 1 (gradients are summed over replicas;
+    weight 0 during the L1 warm-up stops the discriminator); under fp16 also from the loss scale, and
+    the LossScaleOptimizer unscales (and skips steps whose gradients overflowed).
+    """
+    upstream = ops.cast(weight, loss.dtype) / replicas()
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        upstream = ops.cast(optimizer.scale_loss(upstream), loss.dtype)
+    grads = tape.gradient(loss, variables, output_gradients=upstream)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+@keras_compat.skip_symbolic_build
+class TrainingModel(keras.Model):
+    """What both training models share: the generator, a loss tracker per loss name, and test_step."""
+
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, generator: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = None
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+
+    def compile(self, g_optimizer, **kwargs):
+        kwargs.setdefault("jit_compile", False)  # XLA is chosen by the config (runtime.default_xla)
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, gray, training=False):
+        return self.generator(gray, training=training)
+
+    def losses_for(self, gray, target, training: bool) -> dict:
+        raise NotImplementedError
+
+    def _report(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        results = {name: t.result() for name, t in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces each worker's logs with reduce("MEAN", axis=0), which needs an axis.
+            results = {name: ops.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def test_step(self, data):
+        gray, target = data
+        return self._report(self.losses_for(gray, target, training=False))
+
+
+class Pix2Pix(TrainingModel):
+    """U-Net generator + PatchGAN discriminator; adds only compile and train_step.
+
+    The adversarial loss is one of config.GAN_LOSSES; the discriminator is updated `critic_steps`
+    times per generator update, and not at all during the first `warmup_steps` generator steps, when
+    the generator trains on L1 alone.
+    """
+
+    loss_names = LOSS_NAMES
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, **kwargs):
+        super().__init__(generator, **kwargs)
+        self.discriminator = discriminator
+
+    def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, gan_loss: str = "vanilla",
+                gp_weight: float = 10.0, critic_steps: int = 1, label_smoothing: float = 0.0,
+                warmup_steps: int = 0, **kwargs):
+        super().compile(g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.lambda_l1, self.gan_loss, self.gp_weight = lambda_l1, gan_loss, gp_weight
+        self.critic_steps, self.label_smoothing, self.warmup_steps = critic_steps, label_smoothing, warmup_steps
+
+    def _adversary_weight(self):
+        """0.0 during the L1-only warm-up, 1.0 after (read from the step count, so resumes agree)."""
+        return ops.cast(inner_iterations(self.g_optimizer) >= self.warmup_steps, "float32")
+
+    def _critic_loss(self, gray, target, fake, real_logits, fake_logits, training):
+        d = discriminator_loss(real_logits, fake_logits, self.gan_loss, self.label_smoothing)
+        if self.gan_loss == "wgan-gp" and training:
+            d = d + self.gp_weight * gradient_penalty(self.discriminator, gray, target, fake)
+        return d
+
+    def losses_for(self, gray, target, training, adversary_weight=1.0):
+        fake = self.generator(gray, training=training)
+        real_logits = self.discriminator([gray, target], training=training)
+        fake_logits = self.discriminator([gray, fake], training=training)
+        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, self.lambda_l1, self.gan_loss,
+                                              adversary_weight)
+        d = self._critic_loss(gray, target, fake, real_logits, fake_logits, training)
+        return {"g_total": g_total, "g_gan": g_gan, "g_l1": g_l1, "d": d}
+
+    def train_step(self, data):
+        gray, target = data
+        weight = self._adversary_weight()
+        d_vars = self.discriminator.trainable_variables
+        for _ in range(self.critic_steps - 1):  # extra critic updates on the same batch
+            with tf.GradientTape() as tape:
+                d = self.losses_for(gray, target, training=True)["d"]
+            apply_gradients(self.d_optimizer, tape, d, d_vars, weight)
+        # One forward pass serves both updates. During warm-up the
+        # discriminator's gradient is zero, which leaves Adam's weights (and zero moments) unchanged.
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            losses = self.losses_for(gray, target, training=True, adversary_weight=weight)
+        apply_gradients(self.g_optimizer, g_tape, losses["g_total"], self.generator.trainable_variables)
+        apply_gradients(self.d_optimizer, d_tape, losses["d"], d_vars, weight)
+        return self._report(losses)
+
+
+class Regressor(TrainingModel):
+    """A generator trained alone with a pixel loss (the autoencoder and U-Net L1 baselines).
+
+    g_total is the loss trained on (L1 or MSE); g_l1 is always L1, comparable across models.
+    """
+
+    loss_names = ("g_total", "g_l1")
+
+    def compile(self, g_optimizer, loss: str = "l1", **kwargs):
+        super().compile(g_optimizer, **kwargs)
+        self.pixel_loss = loss
+
+    def losses_for(self, gray, target, training):
+        fake = self.generator(gray, training=training)
+        l1 = l1_loss(target, fake)
+        if self.pixel_loss == "mse":
+            total = ops.mean(ops.square(ops.cast(target, "float32") - fake))
+        else:
+            total = l1
+        return {"g_total": total, "g_l1": l1}
+
+    def train_step(self, data):
+        gray, target = data
+        with tf.GradientTape() as tape:
+            losses = self.losses_for(gray, target, training=True)
+        apply_gradients(self.g_optimizer, tape, losses["g_total"], self.generator.trainable_variables)
+        return self._report(losses)
+
+
+def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
+                  strategy: tf.distribute.Strategy | None = None) -> Pix2Pix | Regressor:
+    """The compiled training model for cfg.model, optimizer slots built (so restores are complete).
+
+    steps_per_epoch places learning-rate schedules and the L1 warm-up; the models and optimizers
+    are created under `strategy` (default: one device).
+    """
+    with (strategy or tf.distribute.get_strategy()).scope():
+        generator, discriminator = build_models(cfg)
+        jit = cfg.xla == "on"
+        if discriminator is None:
+            model = Regressor(generator)
+            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch), loss=cfg.loss, jit_compile=jit)
+        else:
+            model = Pix2Pix(generator, discriminator)
+            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch),
+                          d_optimizer=make_optimizer(cfg, cfg.discriminator_lr, steps_per_epoch, cfg.critic_steps),
+                          lambda_l1=cfg.lambda_l1, gan_loss=cfg.gan_loss, gp_weight=cfg.gp_weight,
+                          critic_steps=cfg.critic_steps, label_smoothing=cfg.label_smoothing,
+                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0), jit_compile=jit)
+            model.d_optimizer.build(discriminator.trainable_variables)
+        model.g_optimizer.build(generator.trainable_variables)
+    return model
