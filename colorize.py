@@ -14,11 +14,16 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="a generator .keras file instead of --run")
     parser.add_argument("--render-size", type=int,
                         help="longer side the network works at (default: the size it was trained at)")
+    parser.add_argument("--vividness", type=float,
+                        help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
+                             "(default: the model's, recorded in its config.json)")
     parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
     args = parser.parse_args(argv)
     setup_logging()
     if args.render_size is not None and args.render_size < 1:
         parser.error("--render-size must be at least 1")
+    if args.vividness is not None and not 0 < args.vividness < float("inf"):
+        parser.error("--vividness must be a positive number")
     import_tensorflow_quietly()
     from colorgan.colorize import colorize_paths
     from colorgan.errors import ColorganError
@@ -26,7 +31,7 @@ def main(argv=None) -> int:
 
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
-    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size)
+    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
     failed = colorize_paths(colorizer, args.inputs, args.out, side_by_side=args.side_by_side)
     return 1 if failed else 0
 

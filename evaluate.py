@@ -25,8 +25,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                                              "(default: checkpoints/classifier-cifar10 if it exists)")
     parser.add_argument("--checkpoint-dir", default="checkpoints", help="where runs are (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=8, help="images in the sample grids (default: %(default)s)")
+    parser.add_argument("--vividness", metavar="V[,V...]",
+                        help="colorize at these vividness values (1: as trained, more: more saturated); several "
+                             "values trace the frontier of PSNR over the gray photo against colourfulness, written "
+                             "to frontier.png and frontier.csv; the table shows the first (default: each run's own)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def parse_vividness(text: str) -> list[float]:
+    from colorgan.errors import ColorganError
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ColorganError(f"--vividness: {text!r} is not a comma list of numbers") from None
+    if not values or not all(0 < v < float("inf") for v in values):
+        raise ColorganError(f"--vividness: {text!r}: each value must be a positive number")
+    return values
 
 
 def main(argv=None) -> int:
@@ -36,12 +51,14 @@ def main(argv=None) -> int:
     import dataclasses
 
     from colorgan.errors import ColorganError
-    from colorgan.evaluation import (eval_images, evaluate_run, load_classifier_if_any, metric_table, print_table,
-                                     save_compare_grid, save_loss_curves, save_report, write_comparison)
+    from colorgan.evaluation import (eval_images, evaluate_run, load_classifier_if_any, metric_table, print_frontier,
+                                     print_table, save_compare_grid, save_frontier, save_loss_curves, save_report,
+                                     write_comparison, write_frontier_csv)
     from colorgan.runs import find_runs, load_run
 
     if args.limit < 0 or args.samples < 1:
         raise ColorganError("--limit must be 0 or more and --samples at least 1")
+    vividness = parse_vividness(args.vividness) if args.vividness else None
     if args.run and args.compare:
         raise ColorganError("give either --run or --compare")
     run_dirs = args.compare or args.run
@@ -61,7 +78,8 @@ def main(argv=None) -> int:
     for run in runs:
         images, description = images_for(run)
         first_images = first_images if first_images is not None else images
-        result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress)
+        result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
+                              vividness=vividness)
         result["data"] = description
         results.append(result)
         if not args.compare:
@@ -72,19 +90,29 @@ def main(argv=None) -> int:
             save_report(result, out, run, images, args.samples)
             print(f"\n{run.name}: {result['images']} images of {description}, {run.config.image_size} px")
             print_table(*metric_table(result["rows"]))
-            print(f"written: {out}/metrics.json, loss_curves.png, samples.png")
+            written = "metrics.json, loss_curves.png, samples.png"
+            if "frontier" in result:
+                save_frontier(out / "frontier.png", [result])
+                write_frontier_csv(out / "frontier.csv", [result])
+                print_frontier(result)
+                written += ", frontier.png, frontier.csv"
+            print(f"written: {out}/{written}")
 
     if args.compare:
         out = Path(args.out or "reports/compare")
         header, body = write_comparison(out, results)
         save_compare_grid(out / "samples.png", runs, first_images, args.samples)  # listed once, above
         save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
+        if "frontier" in results[0]:
+            save_frontier(out / "frontier.png", results)
+            write_frontier_csv(out / "frontier.csv", results)
         sizes = {r.config.image_size for r in runs}
         if len(sizes) > 1:
             print(f"note: the runs were trained at different sizes {sorted(sizes)}; each is scored at its own")
         print(f"\n{results[0]['images']} images of {results[0]['data']}")
         print_table(header, body)
-        print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png")
+        print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png"
+              + (", frontier.png, frontier.csv" if "frontier" in results[0] else ""))
     return 0
 
 

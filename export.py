@@ -12,6 +12,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="exported/colorgan", help="default: %(default)s")
     parser.add_argument("--version", type=int, default=1, help="model version folder (default: %(default)s)")
     parser.add_argument("--render-size", type=int, help="working size of the network (default: its training size)")
+    parser.add_argument("--vividness", type=float, help="serving_default's vividness (default: the model's)")
     args = parser.parse_args(argv)
     setup_logging()
     import_tensorflow_quietly()
@@ -21,9 +22,11 @@ def main(argv=None) -> int:
 
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
+    if args.vividness is not None and not 0 < args.vividness < float("inf"):
+        raise ColorganError("--vividness must be a positive number")
     if args.version < 1:
         raise ColorganError("--version must be 1 or more")
-    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size)
+    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
     target = export_saved_model(colorizer, args.out, args.version)
     print(f"written: {target} (inspect it with: saved_model_cli show --dir {target} --all)")
     return 0

@@ -28,7 +28,8 @@ log = logging.getLogger("colorgan")
 
 # The config fields a benchmark takes as flags, and its defaults where they differ from training's: the
 # peer's protocol (32 px, batch 64, float32, width 64) unless told otherwise.
-BENCH_FIELDS = ("data", "classes", "image_size", "batch_size", "precision", "xla", "base_filters")
+BENCH_FIELDS = ("data", "classes", "image_size", "batch_size", "precision", "xla", "base_filters", "model",
+                "generator", "ab_loss", "colourfulness_weight")
 BENCH_DEFAULTS = dict(image_size=32, batch_size=64, precision="fp32")
 
 
@@ -95,7 +96,7 @@ def bench_step(cfg: Config, steps: int, warmup: int) -> dict:
             "xla": cfg.xla, "step_ms": round(train_s * 1000, 1),
             "train_images_per_s": round(batch / train_s, 1), "infer_images_per_s": round(batch / infer_s, 1),
             "g_params": _count(model.generator.trainable_variables),
-            "d_params": _count(model.discriminator.trainable_variables)}
+            "d_params": _count(model.discriminator.trainable_variables) if model.discriminator else 0}
 
 
 def _step_clock(warmup: int):

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 
 from .atomic import atomic_save
+from .chroma import decode
 from .color import from_model_io, gray_from_model_input
 from .runs import HISTORY_COLUMNS, TrainingState, append_history
 from .viz import save_image_grid
@@ -39,7 +40,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not all_finite(logs):
             return  # RunRecorder stops the run; a grid of NaNs shows nothing
-        pred = self.model.generator(self.inputs, training=False)
+        pred = decode(self.model.generator(self.inputs, training=False), self.color_space)
         columns = {"gray": gray_from_model_input(self.inputs, self.color_space).numpy(),
                    "truth": from_model_io(self.inputs, self.targets, self.color_space).numpy(),
                    "colorized": from_model_io(self.inputs, pred, self.color_space).numpy()}

@@ -24,13 +24,15 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
 COLOR_SPACES = ("lab", "rgb")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODELS = ("pix2pix", "unet-l1", "autoencoder")
+GENERATORS = ("unet", "effnet-lite0")
+AB_LOSSES = ("l1", "classification")
 LOSSES = ("l1", "mse")
 NORMS = ("batch", "instance", "group", "none")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
@@ -92,6 +94,17 @@ class Config:
                                          "them)", used_by=("autoencoder",))
     loss: str = _opt("l1", "reconstruction loss of the non-adversarial models (pix2pix trains with --gan-loss + "
                            "lambda * L1)", LOSSES, used_by=("unet-l1", "autoencoder"))
+    generator: str = _opt("unet", "the generator of pix2pix and unet-l1: unet (the pix2pix U-Net) or effnet-lite0 (a U-Net "
+                                  "decoder on an EfficientNet-Lite0 encoder pretrained on ImageNet)", GENERATORS,
+                          used_by=("pix2pix", "unet-l1"))
+    freeze_encoder_epochs: int = _opt(0, "effnet-lite0: train the decoder alone for this many epochs, the pretrained "
+                                         "encoder frozen", interval="[0, inf)")
+    ab_loss: str = _opt("l1", "how ab is learnt (lab only): l1 (regression, weighted by --lambda-l1) or classification "
+                              "(cross-entropy over 313 ab bins with class rebalancing, Zhang et al. 2016)", AB_LOSSES)
+    colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
+                                            "1 - colourfulness / 100", interval="[0, inf)")
+    vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
+                                 "the classification's decoding temperature divided by it", interval="(0, inf)")
     base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)",
                              interval="[1, inf)")
     norm: str = _opt("batch", "normalisation in the generator (and autoencoder)", NORMS)
@@ -190,6 +203,14 @@ class Config:
         if self.gan_loss == "wgan-gp" and self.d_norm == "batch":
             yield "d_norm", ("batch normalisation mixes the images of a batch, which breaks wgan-gp's per-image "
                              "gradient penalty; use --d-norm instance, group or none")
+        if self.freeze_encoder_epochs and self.generator != "effnet-lite0":
+            yield "freeze_encoder_epochs", f"applies to --generator effnet-lite0 (a pretrained encoder), not {self.generator}"
+        if self.generator == "effnet-lite0" and self.image_size != AUTO and self.image_size < 32:
+            yield "image_size", f"{self.image_size}: the effnet-lite0 encoder downsamples 32 times; use 32 or more"
+        if self.ab_loss == "classification" and self.color_space != "lab":
+            yield "ab_loss", "classification predicts ab bins: it needs --color-space lab"
+        if self.ab_loss == "classification" and self.loss != "l1":
+            yield "loss", "--ab-loss classification trains on its cross-entropy instead of a pixel loss"
         if self.decay_epochs != AUTO and self.decay_epochs > self.epochs:
             yield "decay_epochs", f"{self.decay_epochs} is more than --epochs {self.epochs}"
 
@@ -310,7 +331,17 @@ def _from_schema_1(values: dict) -> dict:
     return values
 
 
-MIGRATIONS = {1: _from_schema_1}  # schema N -> N + 1
+# Schema 2 -> 3: the pretrained encoder, colour classification, the colourfulness term and the vividness
+# control were added; runs before them trained and colorize with these values.
+V2_ADDED_LATER = {"generator": "unet", "freeze_encoder_epochs": 0, "ab_loss": "l1", "colourfulness_weight": 0.0,
+                  "vividness": 1.0}
+
+
+def _from_schema_2(values: dict) -> dict:
+    return {**V2_ADDED_LATER, **values}
+
+
+MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -20,12 +20,13 @@ from tqdm import tqdm
 from . import metrics
 from .classifier import DEFAULT_DIR as DEFAULT_CLASSIFIER_DIR
 from .classifier import FrozenClassifier
+from .chroma import decode
 from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
 from .data import ImageSet, find_source, sample_examples
 from .atomic import atomic_write_text
 from .errors import ColorganError
-from .losses import LOSS_NAMES, LOSS_TITLES, l1_loss
+from .losses import ALL_LOSS_NAMES, LOSS_TITLES, l1_loss
 from .runs import Run, read_history
 
 log = logging.getLogger("colorgan")
@@ -46,14 +47,20 @@ def eval_images(cfg: Config) -> tuple[ImageSet, str]:
     return source.val, source.description
 
 
-def colorize_examples(run: Run, examples) -> dict[str, tf.Tensor]:
-    """uint8 [N, S, S, 4] (RGB + gray) -> float RGB in [0, 1]: truth, gray baseline and the run's colorization."""
+def colorize_examples(run: Run, examples, vividness=None) -> dict:
+    """uint8 [N, S, S, 4] (RGB + gray) -> float RGB in [0, 1]: truth, gray baseline and the run's colorization,
+    under "model" at the run's vividness, or under ("model", v) for each v of `vividness` (the network runs once)."""
     x = tf.cast(examples, tf.float32) / 255.0
     truth = x[..., :3]
-    model_in, _ = to_model_io(truth, x[..., 3:], run.config.color_space)
+    cs = run.config.color_space
+    model_in, _ = to_model_io(truth, x[..., 3:], cs)
     pred = run.generator(model_in, training=False)
-    return {TRUTH: truth, GRAY: gray_from_model_input(model_in, run.config.color_space),
-            "model": from_model_io(model_in, pred, run.config.color_space)}
+    out = {TRUTH: truth, GRAY: gray_from_model_input(model_in, cs)}
+    if vividness is None:
+        out["model"] = from_model_io(model_in, decode(pred, cs, run.config.vividness), cs)
+    for v in vividness or ():
+        out[("model", v)] = from_model_io(model_in, decode(pred, cs, v), cs)
+    return out
 
 
 @dataclass
@@ -69,8 +76,14 @@ class _Accumulator:
 
 
 def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch_size: int = 100,
-                 classifier: FrozenClassifier | None = None, progress: bool = True) -> dict:
-    """Metrics of run and of the gray baseline over `images` (default: the run's evaluation split)."""
+                 classifier: FrozenClassifier | None = None, progress: bool = True,
+                 vividness: list[float] | None = None) -> dict:
+    """Metrics of run and of the gray baseline over `images` (default: the run's evaluation split).
+
+    The run's row is at its own vividness (config.json), or at the first of `vividness`; with several
+    values, result["frontier"] holds a row per value: how PSNR and colourfulness trade as colour grows.
+    """
+    levels = list(vividness or [run.config.vividness])
     description = None
     if images is None:
         images, description = eval_images(run.config)
@@ -84,18 +97,19 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     acc, seen = _Accumulator(), 0
     bar = tqdm(ds, total=math.ceil(len(images) / batch_size), unit="batch", disable=not progress,
                desc=f"evaluating {run.name}")
+    models = [("model", v) for v in levels]
     for examples in bar:
-        out = colorize_examples(run, examples)
+        out = colorize_examples(run, examples, levels)
         truth = out[TRUTH]
         acc.add(TRUTH, "colourfulness", metrics.colourfulness(truth))
-        for name in (GRAY, "model"):
+        for name in [GRAY] + models:
             acc.add(name, "psnr", tf.minimum(metrics.psnr(out[name], truth), PSNR_CAP_DB))
             acc.add(name, "ssim", metrics.ssim(out[name], truth))
             acc.add(name, "auc", metrics.ab_auc(out[name], truth))
             acc.add(name, "colourfulness", metrics.colourfulness(out[name]))
         if labels is not None:
             batch_labels = labels[seen:seen + len(truth)]
-            for name in (TRUTH, GRAY, "model"):
+            for name in [TRUTH, GRAY] + models:
                 logits, features = classifier(out[name])
                 acc.add(name, "accuracy", tf.cast(tf.argmax(logits, -1).numpy() == batch_labels, tf.float32))
                 acc.features.setdefault(name, []).append(features.numpy())
@@ -103,21 +117,70 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     if not seen:
         raise ColorganError("no evaluation image could be read")
 
-    rows = {}
-    for name in ("model", GRAY, TRUTH):
+    def row_of(name):
         row = {key: round(acc.mean(name, key), 4) for key in acc.per_image[name]}
         if labels is not None and name != TRUTH:
             row["frechet"] = round(metrics.frechet_distance(np.concatenate(acc.features[name]),
                                                             np.concatenate(acc.features[TRUTH])), 3)
-        rows[run.name if name == "model" else name] = row
+        return row
+
+    rows = {run.name: row_of(models[0]), GRAY: row_of(GRAY), TRUTH: row_of(TRUTH)}
     result = {"run": str(run.directory), "data": description or "given images", "images": seen,
-              "image_size": run.config.image_size, "model": run.config.model, "rows": rows,
+              "image_size": run.config.image_size, "model": run.config.model, "vividness": levels[0], "rows": rows,
               "notes": [f"psnr: per image, capped at {PSNR_CAP_DB:.0f} dB, then averaged", "ssim, psnr: RGB in [0, 1]",
                         "auc: ab within t of the truth, t = 0..150 (Zhang et al. 2016)"]}
+    if len(levels) > 1:
+        result["frontier"] = [{"vividness": v, **(rows[run.name] if i == 0 else row_of(name))}
+                              for i, (name, v) in enumerate(zip(models, levels))]
     if labels is not None:
         result["classifier"] = {"test_accuracy": classifier.info.get("test_accuracy"), "path": str(classifier.info.get("data"))}
         result["notes"].append(FD_NOTE)
     return result
+
+
+def frontier_points(result: dict) -> list[tuple[float, float, float]]:
+    """(vividness, PSNR minus the gray photo's, colourfulness / the truth's) for each row of a result's frontier."""
+    gray, truth = result["rows"][GRAY], result["rows"][TRUTH]
+    return [(row["vividness"], row["psnr"] - gray["psnr"], row["colourfulness"] / truth["colourfulness"])
+            for row in result.get("frontier", [])]
+
+
+def write_frontier_csv(path: Path, results: list[dict]) -> None:
+    body = [[Path(r["run"]).name, f"{v:g}", f"{gain:.3f}", f"{colour:.3f}"]
+            for r in results for v, gain, colour in frontier_points(r)]
+    write_csv(path, ["run", "vividness", "psnr_minus_gray", "colourfulness_vs_truth"], body)
+
+
+def print_frontier(result: dict) -> None:
+    body = [[f"{v:g}", f"{gain:+.2f}", f"{colour:.2f}"] for v, gain, colour in frontier_points(result)]
+    print_table(["vividness", "psnr - gray (dB)", "colourfulness / truth"], body)
+
+
+def save_frontier(path: Path, results: list[dict]) -> None:
+    """PSNR gain over the gray photo against colourfulness relative to the truth, one line per run, each point a
+    vividness: the upper right is better (more colour without losing fidelity); the target box is marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for result in results:
+        points = sorted(frontier_points(result))  # joined in order of vividness
+        if not points:
+            continue
+        v, gain, colour = zip(*points)
+        ax.plot(colour, gain, marker="o", label=Path(result["run"]).name)
+        for vi, x, y in zip(v, colour, gain):
+            ax.annotate(f"{vi:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.axhline(0.0, color="gray", lw=0.8)
+    ax.axvline(1.0, color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("colourfulness / true colourfulness")
+    ax.set_ylabel("PSNR - gray photo's PSNR (dB)")
+    ax.set_title("vividness frontier (labels: vividness)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def load_classifier_if_any(path: str | os.PathLike | None) -> FrozenClassifier | None:
@@ -161,7 +224,11 @@ def write_comparison(out_dir: Path, results: list[dict], name: str = "table", he
     """One table of several runs' results (in the given order) with the gray baseline and the truth, written
     as <name>.md (with the metric notes), <name>.csv and metrics.json; returns (header, body) to print."""
     rows = {Path(r["run"]).name: r["rows"][Path(r["run"]).name] for r in results}
-    rows[GRAY], rows[TRUTH] = results[0]["rows"][GRAY], results[0]["rows"][TRUTH]
+    sizes = sorted({r["image_size"] for r in results})
+    for size in sizes:  # runs are scored at their own size, and the baselines differ with it
+        first = next(r for r in results if r["image_size"] == size)
+        suffix = f" ({size} px)" if len(sizes) > 1 else ""
+        rows[GRAY + suffix], rows[TRUTH + suffix] = first["rows"][GRAY], first["rows"][TRUTH]
     header, body = metric_table(rows)
     notes = "\n".join(f"- {n}" for n in results[0]["notes"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +252,7 @@ def history_frame(run_dirs):
     records = []
     for run_dir in run_dirs:
         for row in read_history(Path(run_dir) / "history.csv"):
-            for loss in LOSS_NAMES:
+            for loss in ALL_LOSS_NAMES:
                 for split, key in (("train", loss), ("validation", "val_" + loss)):
                     if row.get(key):
                         records.append({"run": Path(run_dir).name, "epoch": int(row["epoch"]), "loss": loss,
@@ -203,7 +270,7 @@ def save_loss_curves(path: Path, run_dirs) -> None:
     if frame.empty:
         log.warning("no history to plot")
         return
-    losses = [loss for loss in LOSS_NAMES if loss in set(frame["loss"])]
+    losses = [loss for loss in ALL_LOSS_NAMES if loss in set(frame["loss"])]
     sns.set_theme(style="whitegrid", context="notebook")
     fig, axes = plt.subplots(1, len(losses), figsize=(4.2 * len(losses), 3.6), squeeze=False)
     several = frame["run"].nunique() > 1
@@ -229,7 +296,9 @@ def save_report(result: dict, out_dir: Path, run: Run, images: ImageSet | None, 
     save_loss_curves(out_dir / "loss_curves.png", [run.directory])
     if images is None:
         images, _ = eval_images(run.config)
-    out = colorize_examples(run, sample_examples(images, run.config.image_size, samples))
+    v = result.get("vividness", run.config.vividness)
+    out = colorize_examples(run, sample_examples(images, run.config.image_size, samples), [v])
+    out["model"] = out[("model", v)]
     save_image_grid(out_dir / "samples.png", {"gray": out[GRAY].numpy(), "truth": out[TRUTH].numpy(),
                                               "colorized": out["model"].numpy()}, title=run.name)
 

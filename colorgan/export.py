@@ -1,8 +1,9 @@
 """SavedModel export for TensorFlow Serving: colour conversion, resizing and recombination inside the graph.
 
 The `serving_default` signature takes `images`, a uint8 batch [N, H, W, C] of any height and width with C = 1
-(gray) or 3 (RGB, colorized from its luminance), and returns `colorized`, uint8 RGB [N, H, W, 3]. A client needs
-nothing but TensorFlow, or an HTTP request to TF Serving.
+(gray) or 3 (RGB, colorized from its luminance), and returns `colorized`, uint8 RGB [N, H, W, 3], at the model's
+default vividness; the `colorize` signature takes `images` and a float `vividness` (1: as trained, more: more
+saturated). A client needs nothing but TensorFlow, or an HTTP request to TF Serving.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from .inference import Colorizer, colorize_float
 from .atomic import temp_path
 
 
-def serving_fn(colorizer: Colorizer):
-    def serve(images):
+def serving_fn(colorizer: Colorizer, with_vividness: bool = False):
+    """The signature's function: images (and, with_vividness, a scalar vividness) -> {"colorized": ...}."""
+    def colorize(images, vividness):
         tf.debugging.assert_rank(images, 4, message="images must be a batch [N, H, W, C]")
+        tf.debugging.assert_positive(vividness, message="vividness must be a positive number")
         channels = tf.shape(images)[-1]
         tf.debugging.assert_equal(tf.logical_or(tf.equal(channels, 1), tf.equal(channels, 3)), True,
                                   message="images must have 1 (gray) or 3 (RGB) channels")
@@ -29,9 +32,16 @@ def serving_fn(colorizer: Colorizer):
         gray = tf.cond(tf.equal(channels, 1), lambda: x[..., :1],
                        lambda: rgb_to_gray(tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, 3 - channels]])[..., :3]))
         rgb = colorize_float(colorizer.generator, gray, colorizer.color_space, colorizer.render_size,
-                             colorizer.multiple)
+                             colorizer.multiple, vividness)
         return {"colorized": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
-    return serve
+
+    if with_vividness:
+        return colorize
+    return lambda images: colorize(images, tf.constant(colorizer.vividness, tf.float32))
+
+
+IMAGES = tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
+VIVIDNESS = tf.TensorSpec([], tf.float32, name="vividness")
 
 
 def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version: int = 1) -> Path:
@@ -42,8 +52,10 @@ def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = keras.export.ExportArchive()
     archive.track(colorizer.generator)
-    archive.add_endpoint("serving_default", serving_fn(colorizer),
-                         input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
+    # Two signatures, as a SavedModel input cannot be optional: serving_default takes images alone (at the
+    # model's default vividness), "colorize" takes images and vividness.
+    archive.add_endpoint("serving_default", serving_fn(colorizer), input_signature=[IMAGES])
+    archive.add_endpoint("colorize", serving_fn(colorizer, with_vividness=True), input_signature=[IMAGES, VIVIDNESS])
     tmp = temp_path(target)
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from .color import lab_to_rgb, rgb_to_gray, rgb_to_lab
+from .chroma import predicted_ab
 from .config import AUTO, Config
 from .errors import ColorganError
 from .models import input_multiple
@@ -37,18 +38,20 @@ def working_size(height, width, render_size: int, multiple: int):
     return tf.cast(wh, tf.int32), tf.cast(ww, tf.int32)
 
 
-def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int):
-    """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too)."""
+def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0):
+    """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
+
+    vividness: 1.0 as trained, more for more saturated colour (chroma.decode).
+    """
     shape = tf.shape(gray)
     l_full = rgb_to_lab(tf.concat([gray] * 3, axis=-1))[..., :1]  # [N, H, W, 1], L in [0, 100]
     wh, ww = working_size(shape[1], shape[2], render_size, multiple)
     small = tf.clip_by_value(tf.image.resize(gray, tf.stack([wh, ww]), antialias=True), 0.0, 1.0)
     if color_space == "lab":
         model_in = rgb_to_lab(tf.concat([small] * 3, axis=-1))[..., :1] / 50.0 - 1.0
-        ab_small = tf.cast(generator(model_in, training=False), tf.float32) * 110.0
     else:
-        out = tf.cast(generator(small * 2.0 - 1.0, training=False), tf.float32)
-        ab_small = rgb_to_lab(tf.clip_by_value((out + 1.0) / 2.0, 0.0, 1.0))[..., 1:]
+        model_in = small * 2.0 - 1.0
+    ab_small = predicted_ab(generator(model_in, training=False), color_space, vividness)  # [N, h, w, 2]
     ab = tf.image.resize(ab_small, shape[1:3], method="bilinear")  # [N, H, W, 2]
     return lab_to_rgb(tf.concat([l_full, ab], axis=-1))
 
@@ -82,17 +85,21 @@ def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 class Colorizer:
     """A trained generator with what it needs to colorize photos: colour space and working size."""
 
-    def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256):
+    def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256,
+                 vividness: float = 1.0):
         self.generator = generator
         self.color_space = color_space
         self.multiple = input_multiple(generator)
         self.render_size = render_size
+        self.vividness = vividness
         self._fn = tf.function(
-            lambda gray, size: colorize_float(self.generator, gray, self.color_space, size, self.multiple),
+            lambda gray, size, vividness: colorize_float(self.generator, gray, self.color_space, size, self.multiple,
+                                                         vividness),
             reduce_retracing=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None) -> "Colorizer":
+    def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None,
+             vividness: float | None = None) -> "Colorizer":
         """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
         path = Path(path) if path else DEFAULT_WEIGHTS
         model_file, config_file = (path, path.with_name("config.json")) if path.suffix == ".keras" \
@@ -103,13 +110,20 @@ class Colorizer:
         cfg = Config.load(config_file) if config_file.exists() else None
         generator = load_generator(model_file)
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
-        return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at))
+        return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
+                   vividness if vividness is not None else cfg.vividness if cfg else 1.0)
 
-    def colorize(self, image: np.ndarray, render_size: int | None = None) -> np.ndarray:
-        """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha)."""
+    def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None) -> np.ndarray:
+        """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha).
+
+        vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept.
+        """
         gray, alpha = to_float_image(image)
         size = int(render_size or self.render_size)
-        rgb = self._fn(tf.constant(gray[None]), tf.constant(size)).numpy()[0]
+        vividness = float(self.vividness if vividness is None else vividness)
+        if not vividness > 0:
+            raise ColorganError(f"vividness {vividness} is not a positive number")
+        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(vividness, tf.float32)).numpy()[0]
         out = np.round(rgb * 255.0).astype(np.uint8)
         if alpha is not None:
             if alpha.dtype != np.uint8:

@@ -12,8 +12,10 @@ from .config import GAN_LOSSES
 
 # What the training models report, in history.csv's order, with what each one is.
 LOSS_TITLES = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)",
-               "g_l1": "generator L1 (ab/110)", "d": "discriminator (real + fake)"}
-LOSS_NAMES = tuple(LOSS_TITLES)
+               "g_l1": "generator L1 (ab/110)", "d": "discriminator (real + fake)",
+               "g_class": "generator ab classification (cross-entropy)", "g_colour": "generator colourfulness term"}
+LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")  # pix2pix's; g_class and g_colour where those terms are trained
+ALL_LOSS_NAMES = tuple(LOSS_TITLES)
 
 
 def _bce(target, logits):
@@ -72,6 +74,30 @@ def generator_loss(fake_logits, generated, target, lambda_l1: float = 100.0, kin
     gan = adversarial_loss(fake_logits, kind)
     l1 = l1_loss(target, generated)
     return adversarial_weight * gan + lambda_l1 * l1, gan, l1
+
+
+def _safe_sqrt(x, eps=1e-6):
+    """sqrt(x), with a zero gradient instead of an infinite one at x = 0 (e.g. a gray image's sigma)."""
+    return ops.where(x > eps, ops.sqrt(ops.maximum(x, eps)), 0.0)
+
+
+def colourfulness_loss(rgb):
+    """DDColor's colourfulness loss on RGB in [0, 1], [N, H, W, 3]: 1 - mean over images of C / 100, where
+
+        C = sigma_rgyb + 0.3 mu_rgyb   (Hasler & Suesstrunk 2003; colorgan.metrics.colourfulness),
+        rg = R - G,  yb = (R + G) / 2 - B   on the 0-255 scale, per image over its pixels,
+        sigma_rgyb = sqrt(var(rg) + var(yb)),  mu_rgyb = sqrt(mean(rg)^2 + mean(yb)^2).
+
+    Lower for more colourful images; float32, differentiable (also at a gray image, where C = 0).
+    """
+    rgb = _f32(rgb) * 255.0
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    n = ops.shape(rgb)[0]
+    rg = ops.reshape(r - g, (n, -1))
+    yb = ops.reshape(0.5 * (r + g) - b, (n, -1))
+    sigma = _safe_sqrt(ops.var(rg, axis=1) + ops.var(yb, axis=1))
+    mu = _safe_sqrt(ops.square(ops.mean(rg, axis=1)) + ops.square(ops.mean(yb, axis=1)))
+    return 1.0 - ops.mean(sigma + 0.3 * mu) / 100.0
 
 
 def gradient_penalty(critic, gray, real, fake):

@@ -106,25 +106,27 @@ def encoder_decoder(inputs, filters: list[int], norm: str, synchronized: bool, s
     return x
 
 
-def to_color(x, out_channels: int):
-    """The output layer: a last upsampling to the input size, tanh into [-1, 1]."""
+def to_color(x, out_channels: int, logits: bool = False):
+    """The output layer: a last upsampling to the input size, tanh into [-1, 1] (or logits over ab bins)."""
     x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
                                name="to_color")(x)  # [B, S, S, out_channels]
     # float32 output under mixed precision: the losses and colour conversion want full precision.
+    if logits:
+        return layers.Activation("linear", dtype="float32", name="logits")(x)
     return layers.Activation("tanh", dtype="float32", name="tanh")(x)
 
 
 def Generator(image_size: int = 256, in_channels: int = 1, out_channels: int = 2,
               base_filters: int = 64, norm: str = "batch", dropout: float = 0.5,
-              synchronized: bool = False) -> keras.Model:
-    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output.
+              synchronized: bool = False, logits: bool = False) -> keras.Model:
+    """U-Net: log2(image_size) stride-2 levels (at most 8) with skip connections, tanh output (or logits).
 
     `dropout` is the rate in the first three decoder blocks (pix2pix's only source of noise).
     """
     filters = level_filters(unet_depth(image_size), base_filters)
     inputs = keras.Input(shape=(None, None, in_channels), name="gray")  # [B, S, S, 1]
     x = encoder_decoder(inputs, filters, norm, synchronized, dropout=dropout, dropout_blocks=3)
-    return keras.Model(inputs, to_color(x, out_channels), name="unet_generator")
+    return keras.Model(inputs, to_color(x, out_channels, logits), name="unet_generator")
 
 
 def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: int = 2,
@@ -159,7 +161,7 @@ def Discriminator(image_size: int = 256, in_channels: int = 1, target_channels: 
 
 def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int = 2, base_filters: int = 64,
                 skip_connections: bool = False, depth: int = 4, norm: str = "batch",
-                synchronized: bool = False) -> keras.Model:
+                synchronized: bool = False, logits: bool = False) -> keras.Model:
     """The baseline: a convolutional encoder-decoder, `depth` stride-2 levels (no dropout), tanh output.
 
     Without skip connections every detail must pass through the bottleneck (image_size / 2**depth);
@@ -169,41 +171,79 @@ def Autoencoder(image_size: int = 256, in_channels: int = 1, out_channels: int =
     inputs = keras.Input(shape=(None, None, in_channels), name="gray")
     x = encoder_decoder(inputs, filters, norm, synchronized, skip_connections=skip_connections)
     name = "autoencoder_skip" if skip_connections else "autoencoder"
-    return keras.Model(inputs, to_color(x, out_channels), name=name)
+    return keras.Model(inputs, to_color(x, out_channels, logits), name=name)
+
+
+ENCODER_NAME = "pretrained_encoder"
+EFFNET_DECODER_FILTERS = (256, 128, 64, 32)  # decoder blocks from stride 32 up to stride 2
+
+
+def EffNetGenerator(out_channels: int = 2, dropout: float = 0.5, norm: str = "batch", synchronized: bool = False,
+                    logits: bool = False, weights="imagenet") -> keras.Model:
+    """A U-Net decoder on EfficientNet-Lite0 pretrained on ImageNet (efficientnet.py): skips at strides 2-32.
+
+    The gray input (L/50 - 1) enters the encoder as three equal channels in its own input scaling. The
+    encoder's BatchNorm layers keep ImageNet's statistics (always in inference mode): small colorization
+    batches would otherwise replace them with noisy ones. Sides must be multiples of 32.
+    """
+    from .efficientnet import BLOCK_OUTPUT_LAYERS, efficientnet_lite0, preprocess_gray
+    from .keras_compat import walk_layers
+
+    backbone = efficientnet_lite0(weights)
+    encoder = keras.Model(backbone.inputs, [backbone.get_layer(n).output for n in BLOCK_OUTPUT_LAYERS],
+                          name=ENCODER_NAME)
+    for layer in walk_layers(encoder):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    inputs = keras.Input(shape=(None, None, 1), name="gray")  # [B, S, S, 1]
+    skips = encoder(preprocess_gray(inputs))  # [B, S/2 .. S/32, S/2 .. S/32, 16 .. 1280]
+    x = skips[-1]
+    for i, (f, skip) in enumerate(zip(EFFNET_DECODER_FILTERS, reversed(skips[:-1]))):
+        x = upsample(f, apply_dropout=i < 3, dropout=dropout, norm=norm, synchronized=synchronized,
+                     name=f"up{i + 1}")(x)  # doubles the size, f channels
+        x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
+    return keras.Model(inputs, to_color(x, out_channels, logits), name="effnet_unet_generator")
 
 
 def input_multiple(model: keras.Model) -> int:
     """What the sides of an input must be a multiple of: 2 ** (stride-2 convolutions on the way down).
 
-    The networks of this module shrink their input only through stride-2 Conv2D layers, one after
-    another (the decoder's transposed convolutions grow it back), so their count is the depth.
+    The networks of this module shrink their input only through stride-2 convolutions (Conv2D, and the
+    EfficientNet's depthwise ones), one after another (the decoder's transposed convolutions grow it back),
+    so their count is the depth.
     """
     from .keras_compat import walk_layers
 
-    downs = [l for l in walk_layers(model) if type(l) is layers.Conv2D and tuple(l.strides) == (2, 2)]
+    downs = [l for l in walk_layers(model) if type(l) in (layers.Conv2D, layers.DepthwiseConv2D)
+             and tuple(l.strides) == (2, 2)]
     return 2 ** len(downs)
 
 
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
     """Generator (and discriminator, for pix2pix) of a resolved config, under its precision policy."""
+    from .ab_classes import ab_bins
     from .color import target_channels
     from .fastconv import use_matmul_for_small_inputs
     from .runtime import has_gpu, precision_policy
 
     # Several replicas normalise a global batch as one device would only if BatchNorm syncs them.
     sync = cfg.strategy != "none"
-    out = target_channels(cfg.color_space)
+    logits = cfg.ab_loss == "classification"
+    out = len(ab_bins()) if logits else target_channels(cfg.color_space)
     with precision_policy(cfg.precision):
         if cfg.model == "autoencoder":
             generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections,
-                                    norm=cfg.norm, synchronized=sync)
+                                    norm=cfg.norm, synchronized=sync, logits=logits)
+        elif cfg.generator == "effnet-lite0":
+            generator = EffNetGenerator(out, dropout=cfg.g_dropout, norm=cfg.norm, synchronized=sync, logits=logits)
         else:
             generator = Generator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.norm, dropout=cfg.g_dropout,
-                                  synchronized=sync)
+                                  synchronized=sync, logits=logits)
         if not has_gpu():
             use_matmul_for_small_inputs(generator)  # oneDNN is slow on the innermost maps (fastconv.py)
         discriminator = None
         if cfg.model == "pix2pix":
-            discriminator = Discriminator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.d_norm,
-                                          spectral_norm=cfg.spectral_norm, dropout=cfg.d_dropout, synchronized=sync)
+            discriminator = Discriminator(cfg.image_size, 1, target_channels(cfg.color_space), cfg.base_filters,
+                                          norm=cfg.d_norm, spectral_norm=cfg.spectral_norm, dropout=cfg.d_dropout,
+                                          synchronized=sync)
     return generator, discriminator

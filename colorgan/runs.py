@@ -26,11 +26,11 @@ import tensorflow as tf
 from .atomic import atomic_save, temp_files
 from .config import Config
 from .errors import ColorganError
-from .losses import LOSS_NAMES
+from .losses import ALL_LOSS_NAMES
 
 log = logging.getLogger("colorgan")
 
-HISTORY_COLUMNS = ("epoch",) + LOSS_NAMES + tuple("val_" + n for n in LOSS_NAMES) + ("seconds",)
+HISTORY_COLUMNS = ("epoch",) + ALL_LOSS_NAMES + tuple("val_" + n for n in ALL_LOSS_NAMES) + ("seconds",)
 KEEP_CHECKPOINTS = 2  # the newest mid-epoch save and the last completed epoch's
 
 

@@ -12,30 +12,37 @@ import tensorflow as tf
 from keras import ops
 
 from . import keras_compat
+from .chroma import AB_SCALE, decode
+from .color import from_model_io
 from .config import Config
-from .losses import LOSS_NAMES, discriminator_loss, generator_loss, gradient_penalty, l1_loss
+from .losses import LOSS_NAMES, colourfulness_loss, discriminator_loss, generator_loss, gradient_penalty, l1_loss
 from .models import build_models
 from .optimizers import inner_iterations, make_optimizer
 from .runtime import replicas
 
 
-def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, weight=1.0) -> None:
+def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, weight=1.0, scales=None) -> None:
     """Gradient of `loss` (a mean over this replica's images) applied as a mean over the global batch.
 
     The backward pass starts from weight / replicas instead of 1 (gradients are summed over replicas;
     weight 0 during the L1 warm-up stops the discriminator); under fp16 also from the loss scale, and
-    the LossScaleOptimizer unscales (and skips steps whose gradients overflowed).
+    the LossScaleOptimizer unscales (and skips steps whose gradients overflowed). `scales`, one per
+    variable, multiplies single gradients (0 for a frozen encoder: with zero gradients from the start,
+    Adam's moments stay zero and the weights do not move).
     """
     upstream = ops.cast(weight, loss.dtype) / replicas()
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         upstream = ops.cast(optimizer.scale_loss(upstream), loss.dtype)
     grads = tape.gradient(loss, variables, output_gradients=upstream)
+    if scales is not None:
+        grads = [g if s is None else g * ops.cast(s, g.dtype) for g, s in zip(grads, scales)]
     optimizer.apply_gradients(zip(grads, variables))
 
 
 @keras_compat.skip_symbolic_build
 class TrainingModel(keras.Model):
-    """What both training models share: the generator, a loss tracker per loss name, and test_step."""
+    """What both training models share: the generator, how its output becomes colour and what it is scored
+    on (the ab term, the colourfulness term), a loss tracker per loss name, and test_step."""
 
     loss_names: tuple[str, ...] = ()
 
@@ -43,12 +50,23 @@ class TrainingModel(keras.Model):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = None
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+        self.trackers = {}
 
-    def compile(self, g_optimizer, **kwargs):
+    def compile(self, g_optimizer, color_space: str = "lab", ab_loss: str = "l1", class_weights=None,
+                colourfulness_weight: float = 0.0, frozen_variables=(), freeze_steps: int = 0, **kwargs):
+        """class_weights: the rebalancing weights [Q] of --ab-loss classification; frozen_variables: trained
+        only after the generator's first `freeze_steps` steps (a pretrained encoder)."""
         kwargs.setdefault("jit_compile", False)  # XLA is chosen by the config (runtime.default_xla)
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
+        self.color_space, self.ab_loss, self.colourfulness_weight = color_space, ab_loss, colourfulness_weight
+        self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
+        frozen = {id(v) for v in frozen_variables}
+        self.frozen = [id(v) in frozen for v in self.generator.trainable_variables]
+        self.freeze_steps = freeze_steps
+        names = self.loss_names + (("g_class",) if ab_loss == "classification" else ()) + \
+            (("g_colour",) if colourfulness_weight else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
     def metrics(self):
@@ -56,6 +74,32 @@ class TrainingModel(keras.Model):
 
     def call(self, gray, training=False):
         return self.generator(gray, training=training)
+
+    def generate(self, gray, target, training: bool) -> tuple:
+        """(colour in the model-output scale, the generator's terms): fake ab/110 (or RGB), and the losses
+        that need only the generator: g_l1 (always reported), g_class and g_colour when trained on."""
+        output = self.generator(gray, training=training)
+        fake = decode(output, self.color_space) if self.ab_loss == "classification" else output
+        terms = {"g_l1": l1_loss(target, fake)}
+        if self.ab_loss == "classification":
+            from .ab_classes import ab_bins, classification_loss, soft_encode
+            bins = ab_bins()
+            terms["g_class"] = classification_loss(output, soft_encode(ops.cast(target, "float32") * AB_SCALE, bins),
+                                                   self.class_weights)
+        if self.colourfulness_weight:
+            terms["g_colour"] = colourfulness_loss(from_model_io(gray, fake, self.color_space))
+        return fake, terms
+
+    def extra_terms(self, terms) -> tf.Tensor:
+        """The colourfulness term, weighted (0 when not trained on)."""
+        return self.colourfulness_weight * terms["g_colour"] if self.colourfulness_weight else 0.0
+
+    def generator_gradient_scales(self):
+        """Per generator variable: 0 while the encoder is frozen, else None (no scaling)."""
+        if not any(self.frozen):
+            return None
+        thawed = ops.cast(inner_iterations(self.g_optimizer) >= self.freeze_steps, "float32")
+        return [thawed if frozen else None for frozen in self.frozen]
 
     def losses_for(self, gray, target, training: bool) -> dict:
         raise NotImplementedError
@@ -107,13 +151,15 @@ class Pix2Pix(TrainingModel):
         return d
 
     def losses_for(self, gray, target, training, adversary_weight=1.0):
-        fake = self.generator(gray, training=training)
+        fake, terms = self.generate(gray, target, training)
         real_logits = self.discriminator([gray, target], training=training)
         fake_logits = self.discriminator([gray, fake], training=training)
-        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, self.lambda_l1, self.gan_loss,
-                                              adversary_weight)
+        # The ab term: lambda * L1, or the classification's cross-entropy in its place.
+        lambda_l1 = self.lambda_l1 if self.ab_loss == "l1" else 0.0
+        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, lambda_l1, self.gan_loss, adversary_weight)
+        g_total = g_total + terms.get("g_class", 0.0) + self.extra_terms(terms)
         d = self._critic_loss(gray, target, fake, real_logits, fake_logits, training)
-        return {"g_total": g_total, "g_gan": g_gan, "g_l1": g_l1, "d": d}
+        return {"g_total": g_total, "g_gan": g_gan, "d": d, **terms}
 
     def train_step(self, data):
         gray, target = data
@@ -127,7 +173,8 @@ class Pix2Pix(TrainingModel):
         # discriminator's gradient is zero, which leaves Adam's weights (and zero moments) unchanged.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             losses = self.losses_for(gray, target, training=True, adversary_weight=weight)
-        apply_gradients(self.g_optimizer, g_tape, losses["g_total"], self.generator.trainable_variables)
+        apply_gradients(self.g_optimizer, g_tape, losses["g_total"], self.generator.trainable_variables,
+                        scales=self.generator_gradient_scales())
         apply_gradients(self.d_optimizer, d_tape, losses["d"], d_vars, weight)
         return self._report(losses)
 
@@ -145,42 +192,56 @@ class Regressor(TrainingModel):
         self.pixel_loss = loss
 
     def losses_for(self, gray, target, training):
-        fake = self.generator(gray, training=training)
-        l1 = l1_loss(target, fake)
-        if self.pixel_loss == "mse":
-            total = ops.mean(ops.square(ops.cast(target, "float32") - fake))
+        fake, terms = self.generate(gray, target, training)
+        if self.ab_loss == "classification":
+            total = terms["g_class"]
+        elif self.pixel_loss == "mse":
+            total = ops.mean(ops.square(ops.cast(target, "float32") - ops.cast(fake, "float32")))
         else:
-            total = l1
-        return {"g_total": total, "g_l1": l1}
+            total = terms["g_l1"]
+        return {"g_total": total + self.extra_terms(terms), **terms}
 
     def train_step(self, data):
         gray, target = data
         with tf.GradientTape() as tape:
             losses = self.losses_for(gray, target, training=True)
-        apply_gradients(self.g_optimizer, tape, losses["g_total"], self.generator.trainable_variables)
+        apply_gradients(self.g_optimizer, tape, losses["g_total"], self.generator.trainable_variables,
+                        scales=self.generator_gradient_scales())
         return self._report(losses)
 
 
 def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
-                  strategy: tf.distribute.Strategy | None = None) -> Pix2Pix | Regressor:
+                  strategy: tf.distribute.Strategy | None = None, class_weights=None) -> Pix2Pix | Regressor:
     """The compiled training model for cfg.model, optimizer slots built (so restores are complete).
 
-    steps_per_epoch places learning-rate schedules and the L1 warm-up; the models and optimizers
-    are created under `strategy` (default: one device).
+    steps_per_epoch places learning-rate schedules, the L1 warm-up and the encoder's thaw; the models and
+    optimizers are created under `strategy` (default: one device). class_weights: --ab-loss classification's
+    rebalancing weights (ab_classes.rebalancing_weights; uniform if not given).
     """
     with (strategy or tf.distribute.get_strategy()).scope():
         generator, discriminator = build_models(cfg)
-        jit = cfg.xla == "on"
+        common = dict(color_space=cfg.color_space, ab_loss=cfg.ab_loss, class_weights=class_weights,
+                      colourfulness_weight=cfg.colourfulness_weight, frozen_variables=encoder_variables(generator),
+                      freeze_steps=cfg.freeze_encoder_epochs * (steps_per_epoch or 0), jit_compile=cfg.xla == "on")
         if discriminator is None:
             model = Regressor(generator)
-            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch), loss=cfg.loss, jit_compile=jit)
+            model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch), loss=cfg.loss, **common)
         else:
             model = Pix2Pix(generator, discriminator)
             model.compile(g_optimizer=make_optimizer(cfg, cfg.lr, steps_per_epoch),
                           d_optimizer=make_optimizer(cfg, cfg.discriminator_lr, steps_per_epoch, cfg.critic_steps),
                           lambda_l1=cfg.lambda_l1, gan_loss=cfg.gan_loss, gp_weight=cfg.gp_weight,
                           critic_steps=cfg.critic_steps, label_smoothing=cfg.label_smoothing,
-                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0), jit_compile=jit)
+                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0), **common)
             model.d_optimizer.build(discriminator.trainable_variables)
         model.g_optimizer.build(generator.trainable_variables)
     return model
+
+
+def encoder_variables(generator: keras.Model) -> list:
+    """The pretrained encoder's trainable variables (none for generators without one)."""
+    from .models import ENCODER_NAME
+    try:
+        return list(generator.get_layer(ENCODER_NAME).trainable_variables)
+    except ValueError:
+        return []

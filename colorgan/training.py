@@ -72,7 +72,8 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
     keras.utils.set_random_seed(cfg.seed)
     steps_per_epoch = steps_per_pass(len(source.train), cfg.batch_size) if cfg.steps_per_epoch == AUTO \
         else cfg.steps_per_epoch
-    model = build_trainer(cfg, steps_per_epoch, strategy)
+    class_weights = ab_class_weights(cfg, source) if cfg.ab_loss == "classification" else None
+    model = build_trainer(cfg, steps_per_epoch, strategy, class_weights)
 
     with writable_run_dir(run_dir, strategy) as out_dir:
         # Where training was: restored from the run directory, written to out_dir (the same on the chief).
@@ -136,6 +137,15 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
                             f"{run_dir} keeps epoch {kept}" + (" (none completed)" if not kept else "") +
                             "; try a lower --lr or --clip-norm")
     return run_dir
+
+
+def ab_class_weights(cfg: Config, source: DataSource):
+    """Class rebalancing weights of --ab-loss classification, from the training images' own ab histogram."""
+    from .ab_classes import ab_bins, ab_histogram, rebalancing_weights
+
+    log.info("counting the training images' colours for the class rebalancing weights")
+    counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), ab_bins())
+    return rebalancing_weights(counts, ab_bins())
 
 
 def training_data(cfg: Config, source: DataSource, seed: int) -> tf.data.Dataset:

@@ -49,6 +49,9 @@ OUT_OF_RANGE = [
     ["--data", ""], ["--checkpoint-dir", " "], ["--image-size", "0"], ["--steps-per-epoch", "0"], ["--d-lr", "0"], ["--epochs", "5", "--decay-epochs", "6"],
     ["--gan-loss", "wgan-gp", "--d-norm", "batch"], ["--gan-loss", "hinge", "--label-smoothing", "0.1"],
     ["--skip-connections"], ["--loss", "mse"], ["--strategy", "multiworker"],
+    ["--ab-loss", "classification", "--color-space", "rgb"], ["--freeze-encoder-epochs", "1"],
+    ["--generator", "effnet-lite0", "--model", "autoencoder"], ["--generator", "effnet-lite0", "--image-size", "16"],
+    ["--vividness", "0"], ["--colourfulness-weight", "-1"], ["--model", "unet-l1", "--ab-loss", "classification", "--loss", "mse"],
     ["--no-such-flag"], ["--lr"], ["--classes", "zebra"], ["--data", "no/such/folder"],
     ["--resume", "no/such/run"], ["--resume", str(SAMPLE), "--lr", "1e-3"],
 ]

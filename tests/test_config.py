@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from colorgan.config import Config, unet_depth
+from colorgan.config import SCHEMA_VERSION, Config, unet_depth
 from colorgan.errors import ColorganError
 
 
@@ -74,7 +74,19 @@ def test_schema_1_config_is_migrated():
     assert (cfg.image_size, cfg.base_filters, cfg.batch_size, cfg.epochs) == (128, 16, 16, 15)
     assert (cfg.steps_per_epoch, cfg.val_steps, cfg.d_lr, cfg.decay_epochs) == ("auto",) * 4
     assert (cfg.gan_loss, cfg.norm, cfg.d_norm, cfg.xla, cfg.strategy) == ("vanilla", "batch", "batch", "off", "none")
-    assert cfg.to_dict()["schema"] == 2
+    assert cfg.to_dict()["schema"] == SCHEMA_VERSION
+    assert (cfg.generator, cfg.ab_loss, cfg.colourfulness_weight, cfg.vividness) == ("unet", "l1", 0.0, 1.0)
+
+
+def test_schema_2_config_is_migrated():
+    """Schema 2 (before the pretrained encoder, colour classification and vividness): their old behaviour."""
+    old = json.loads((FIXTURES / "config_schema2.json").read_text())
+    assert old["schema"] == 2 and "ab_loss" not in old
+    cfg = Config.load(FIXTURES / "config_schema2.json")
+    assert (cfg.generator, cfg.freeze_encoder_epochs, cfg.ab_loss, cfg.colourfulness_weight, cfg.vividness) == \
+        ("unet", 0, "l1", 0.0, 1.0)
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k != "schema"} == \
+        {k: v for k, v in old.items() if k != "schema"}
 
 
 def test_schema_versions_are_checked(tmp_path):

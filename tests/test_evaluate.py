@@ -84,6 +84,31 @@ def test_evaluate_end_to_end_writes_every_file(two_runs, tiny_classifier, tmp_pa
     assert "gray baseline" in out.stdout and "tiny-gan" in out.stdout
 
 
+def test_evaluate_traces_the_vividness_frontier(two_runs, tmp_path):
+    out = run_evaluate("--run", str(two_runs[1]), "--out", str(tmp_path / "rep"), "--vividness", "1,0.5,2",
+                       "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    frontier = result["frontier"]
+    assert [row["vividness"] for row in frontier] == [1.0, 0.5, 2.0] and result["vividness"] == 1.0
+    assert frontier[0] == {"vividness": 1.0, **result["rows"]["tiny-gan"]}  # the table's row is the first value
+    colour = {row["vividness"]: row["colourfulness"] for row in frontier}
+    assert colour[0.5] < colour[1.0] < colour[2.0]
+    rows = (tmp_path / "rep" / "frontier.csv").read_text().splitlines()
+    assert rows[0] == "run,vividness,psnr_minus_gray,colourfulness_vs_truth" and len(rows) == 4
+    gray, truth = result["rows"]["gray baseline"], result["rows"]["true colour"]
+    assert rows[2].split(",")[2:] == [f"{frontier[1]['psnr'] - gray['psnr']:.3f}",
+                                      f"{frontier[1]['colourfulness'] / truth['colourfulness']:.3f}"]
+    assert (tmp_path / "rep" / "frontier.png").stat().st_size > 0
+    out = run_evaluate("--compare", *map(str, two_runs), "--out", str(tmp_path / "cmp"), "--vividness", "1,2",
+                       "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len((tmp_path / "cmp" / "frontier.csv").read_text().splitlines()) == 5  # 2 runs x 2 values + header
+    for bad in ("0", "1,x", "-1"):
+        out = run_evaluate("--run", str(two_runs[1]), "--vividness", bad, cwd=tmp_path)
+        assert out.returncode == 2 and "--vividness" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_evaluate_defaults_to_the_newest_run(two_runs, tmp_path):
     out = run_evaluate("--checkpoint-dir", str(two_runs[0].parent), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
