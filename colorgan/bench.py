@@ -117,7 +117,8 @@ def _step_clock(warmup: int):
 
 def bench_pipeline(cfg: Config, steps: int, warmup: int) -> dict:
     """Seconds for `steps` fit steps on the real pipeline vs on one cached batch, same model."""
-    from .data import find_source, train_dataset
+    from .data import find_source
+    from .pipeline import train_dataset
     from .trainers import build_trainer
 
     source = find_source(cfg)

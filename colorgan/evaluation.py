@@ -23,10 +23,11 @@ from .classifier import FrozenClassifier
 from .chroma import decode
 from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
-from .data import ImageSet, find_source, sample_examples
+from .data import ImageSet, find_source
 from .atomic import atomic_write_text
 from .errors import ColorganError
 from .losses import ALL_LOSS_NAMES, LOSS_TITLES, l1_loss
+from .pipeline import sample_examples
 from .runs import Run, read_history
 
 log = logging.getLogger("colorgan")

@@ -2,7 +2,7 @@
 
 The parts live elsewhere: the networks in models.py, the train step in trainers.py, the run directory
 and its checkpoints in runs.py, what happens at each epoch's end in callbacks.py, devices and precision
-in runtime.py, the data in data.py.
+in runtime.py, the data in data.py (finding it) and pipeline.py (feeding it).
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import tensorflow as tf
 from .atomic import atomic_write_text
 from .callbacks import GracefulStop, RunRecorder, SampleGrid, TrainingInterrupted
 from .config import AUTO, Config
-from .data import (DataSource, data_order_seed, eval_dataset, eval_steps, example_to_model_io, find_source,
-                   sample_examples, steps_per_pass, train_dataset)
+from .data import DataSource, find_source
 from .errors import ColorganError
+from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_model_io, sample_examples, steps_per_pass,
+                       train_dataset)
 from .runs import (TrainingState, default_run_name, load_run_config, prepare_run_dir, remove_partial_writes,
                    saved_progress, truncate_history)
 from .runtime import is_chief, make_strategy, writable_run_dir

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data
+from colorgan import data, pipeline
 from colorgan.color import rgb_to_gray
 from colorgan.errors import ColorganError
 from conftest import SAMPLE, copy_images, sample_images, tiny_config
@@ -144,26 +144,26 @@ def test_load_and_resize_ops(inside_map, tmp_path):
     root = make_paired(tmp_path / "set", 1)
     color_path, gray_path = str(root / "color" / "0.jpg"), str(root / "gray" / "0.png")
     run = (lambda fn, *a: _through_map(fn, *a)) if inside_map else (lambda fn, *a: fn(*a))
-    example = run(data.load_example, color_path, gray_path)
+    example = run(pipeline.load_example, color_path, gray_path)
     assert example.dtype == tf.uint8 and example.shape == (32, 32, 4)
     expected_gray = cv2.imread(gray_path, cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(example[..., 3].numpy(), expected_gray)
-    derived = run(data.load_example, color_path)
+    derived = run(pipeline.load_example, color_path)
     want = np.round(rgb_to_gray(tf.cast(derived[..., :3], tf.float32)).numpy()[..., 0])
     np.testing.assert_array_equal(derived[..., 3].numpy(), want.astype(np.uint8))
-    big = run(lambda x: data.resize_example(x, 64), example)
+    big = run(lambda x: pipeline.resize_example(x, 64), example)
     assert big.shape == (64, 64, 4) and big.dtype == tf.uint8
-    x, y = run(lambda e: data.example_to_model_io(e, "lab"), big)
+    x, y = run(lambda e: pipeline.example_to_model_io(e, "lab"), big)
     assert x.shape == (64, 64, 1) and y.shape == (64, 64, 2)
 
 
 @pytest.mark.parametrize("inside_map", [False, True])
 def test_jitter_moves_input_and_target_together(inside_map):
     # Gray derived from colour: after the jitter every pixel's gray must still be its colour's gray.
-    example = data.load_example(str(sample_images(1)[0]))
+    example = pipeline.load_example(str(sample_images(1)[0]))
     seed = tf.constant([3, 4], tf.int64)
-    jitter = (lambda s: _through_map(lambda e, s: data.random_jitter(e, 32, s), example, s)) if inside_map \
-        else (lambda s: data.random_jitter(example, 32, s))
+    jitter = (lambda s: _through_map(lambda e, s: pipeline.random_jitter(e, 32, s), example, s)) if inside_map \
+        else (lambda s: pipeline.random_jitter(example, 32, s))
     jittered = jitter(seed)
     assert jittered.shape == (32, 32, 4)
     assert not np.array_equal(jittered.numpy(), example.numpy())
@@ -181,42 +181,42 @@ def _pipelines(cfg):
 def test_train_and_eval_pipelines():
     cfg = tiny_config(classes=["horse"], batch_size=16).resolved(32)
     source = data.find_source(cfg)
-    assert data.steps_per_pass(len(source.train), 16) == 2 and data.eval_steps(len(source.val), 16) == 1
-    train = lambda cfg: data.train_dataset(source.train, **_pipelines(cfg), jitter=cfg.jitter, seed=cfg.seed)
+    assert pipeline.steps_per_pass(len(source.train), 16) == 2 and pipeline.eval_steps(len(source.val), 16) == 1
+    train = lambda cfg: pipeline.train_dataset(source.train, **_pipelines(cfg), jitter=cfg.jitter, seed=cfg.seed)
     x, y = next(iter(train(cfg)))
     assert x.shape == (16, 32, 32, 1) and y.shape == (16, 32, 32, 2) and x.dtype == tf.float32
     assert float(tf.reduce_max(tf.abs(x))) <= 1.0 and float(tf.reduce_max(tf.abs(y))) <= 1.0
     np.testing.assert_array_equal(next(iter(train(cfg)))[0].numpy(), x.numpy())  # same seed, same order
-    batches = list(data.eval_dataset(source.val, **_pipelines(cfg)))
+    batches = list(pipeline.eval_dataset(source.val, **_pipelines(cfg)))
     assert sum(b[0].shape[0] for b in batches) == len(source.val) == 9  # one B&W photo skipped
-    first = [b[0].numpy() for b in data.eval_dataset(source.val, **_pipelines(cfg))]
+    first = [b[0].numpy() for b in pipeline.eval_dataset(source.val, **_pipelines(cfg))]
     np.testing.assert_array_equal(first[0], batches[0][0].numpy())  # fixed order, no jitter
-    assert sum(b[0].shape[0] for b in data.eval_dataset(source.val, **_pipelines(cfg), limit=4)) == 4
+    assert sum(b[0].shape[0] for b in pipeline.eval_dataset(source.val, **_pipelines(cfg), limit=4)) == 4
     rgb_cfg = tiny_config(classes=["horse"], color_space="rgb").resolved(32)
     assert next(iter(train(rgb_cfg)))[1].shape[-1] == 3
 
 
 def test_data_order_seed():
     # epoch boundaries: seed + epoch (a fresh order for each resumed epoch, epoch 0 is the seed itself)
-    assert [data.data_order_seed(42, e) for e in range(3)] == [42, 43, 44]
-    assert data.data_order_seed(42, 2, 0) == 44
+    assert [pipeline.data_order_seed(42, e) for e in range(3)] == [42, 43, 44]
+    assert pipeline.data_order_seed(42, 2, 0) == 44
     # mid-epoch: seed + 7919 * (epoch + 1) + step
-    assert data.data_order_seed(42, 0, 5) == 42 + 7919 + 5
-    assert data.data_order_seed(42, 3, 1) == 42 + 7919 * 4 + 1
-    boundary = {data.data_order_seed(42, e) for e in range(100)}
-    middle = {data.data_order_seed(42, e, s) for e in range(100) for s in range(1, 50)}
+    assert pipeline.data_order_seed(42, 0, 5) == 42 + 7919 + 5
+    assert pipeline.data_order_seed(42, 3, 1) == 42 + 7919 * 4 + 1
+    boundary = {pipeline.data_order_seed(42, e) for e in range(100)}
+    middle = {pipeline.data_order_seed(42, e, s) for e in range(100) for s in range(1, 50)}
     assert len(boundary) == 100 and len(middle) == 100 * 49 and not boundary & middle
 
 
 def test_sample_examples_are_spread_over_the_split():
     source = data.find_source(tiny_config(classes=["horse"]))
-    examples = data.sample_examples(source.val, 32, 4)
+    examples = pipeline.sample_examples(source.val, 32, 4)
     assert examples.dtype == tf.uint8 and examples.shape == (4, 32, 32, 4)
     idx = [0, 3, 5, 8]  # np.linspace(0, 8, 4).round()
     want = np.stack([e.numpy() for e in source.val.subset(idx).examples(32)])
     np.testing.assert_array_equal(examples.numpy(), want)
-    assert data.sample_examples(source.val, 32, 100).shape[0] == len(source.val)  # no image twice
-    x, y = data.example_to_model_io(examples, "lab")
+    assert pipeline.sample_examples(source.val, 32, 100).shape[0] == len(source.val)  # no image twice
+    x, y = pipeline.example_to_model_io(examples, "lab")
     assert x.shape == (4, 32, 32, 1) and y.shape == (4, 32, 32, 2)
 
 
@@ -242,8 +242,8 @@ def test_file_and_array_images_agree():
         from_arrays = np.stack([e.numpy() for e in part_arrays.examples(size)])
         assert from_files.shape == (4, size, size, 4)
         np.testing.assert_array_equal(from_files, from_arrays)
-    np.testing.assert_array_equal(data.sample_examples(files, 32, 5).numpy(),
-                                  data.sample_examples(arrays, 32, 5).numpy())
+    np.testing.assert_array_equal(pipeline.sample_examples(files, 32, 5).numpy(),
+                                  pipeline.sample_examples(arrays, 32, 5).numpy())
     empty = files.subset([]), arrays.subset([])
     assert [len(e) for e in empty] == [0, 0] and [len(list(e.examples(32))) for e in empty] == [0, 0]
 

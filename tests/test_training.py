@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from colorgan import callbacks, evaluation, losses, runs, trainers, training
 from colorgan.config import Config
-from colorgan.data import eval_dataset, find_source, train_dataset
+from colorgan.data import find_source
+from colorgan.pipeline import eval_dataset, train_dataset
 from conftest import ROOT, SAMPLE, copy_images, tiny_config
 import kill_resume
 from kill_resume import checkpoint_progress

@@ -1,0 +1,186 @@
+"""The tf.data side of the data: decoding, jitter and batching of the images data.py found.
+
+Every example moves through the pipeline as one uint8 tensor [H, W, 4] (RGB + gray), so the random crop
+and mirror of the jitter are identical for input and target by construction. Each op works eagerly and
+inside `tf.data.Dataset.map`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import tensorflow as tf
+
+from .color import rgb_to_gray, to_model_io
+from .errors import ColorganError
+from .image_files import read_rgb
+
+if TYPE_CHECKING:
+    from .data import ImageSet
+
+log = logging.getLogger("colorgan")
+
+# Decoded training sets below this size are cached in memory (uint8 at the training size).
+CACHE_LIMIT_BYTES = 4 * 1024 ** 3
+JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
+# A prime: the mid-epoch data-order seeds (seed + this * (epoch + 1) + step) lie apart from the
+# epoch-boundary ones (seed + epoch); see data_order_seed.
+MID_EPOCH_SEED_STRIDE = 7919
+
+
+# ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
+def _read_rgb_for_tf(path, min_size) -> np.ndarray:
+    path = np.asarray(path).item()  # bytes inside tf.data, a 0-d array eagerly
+    try:
+        return read_rgb(path.decode() if isinstance(path, bytes) else str(path), int(min_size))
+    except ColorganError as e:  # changed since the scan (deleted, overwritten): named here, dropped by the pipeline
+        log.warning("skipped %s", e)
+        raise
+
+
+def decode_rgb(path, min_size: int = 0, plain=False):
+    """File path -> uint8 [H, W, 3] (upright; gray replicated, alpha over white, 16-bit reduced).
+
+    Read by Pillow, as colorize.py reads photos, so training sees them the way inference does (EXIF
+    rotation, CMYK, 16-bit, alpha, TIFF, WebP); JPEGs decode at a reduced scale >= min_size.
+    Files the scan found `plain` (a bool tensor per file) go through TensorFlow's decoders instead
+    (no Python, no GIL in the pipeline): the same pixels for PNG and BMP, within a few levels for JPEG.
+    """
+    def with_pillow():
+        return tf.numpy_function(_read_rgb_for_tf, [path, min_size], tf.uint8, stateful=False)
+
+    def with_tensorflow():
+        # TF's default JPEG decoding (its fast DCT: within a few levels of Pillow's), not its accurate one:
+        # the usual way TensorFlow reads JPEGs, so metrics stay comparable with figures measured that way.
+        return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+    if isinstance(plain, bool):
+        image = with_tensorflow() if plain else with_pillow()
+    else:
+        image = tf.cond(plain, with_tensorflow, with_pillow)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def stack_with_gray(rgb, gray=None):
+    """uint8 RGB [H, W, 3] (+ optional uint8 gray [H, W, 3 or 1]) -> uint8 [H, W, 4] = RGB + gray."""
+    rgb = tf.cast(rgb, tf.float32)
+    gray = rgb if gray is None else tf.cast(gray, tf.float32)
+    if gray.shape[-1] == 3:
+        gray = rgb_to_gray(gray)
+    # Stacked in float: oneDNN has no uint8 concat on CPUs without AVX-512 and logs an error for it.
+    stacked = tf.concat([rgb, tf.round(tf.clip_by_value(gray, 0.0, 255.0))], axis=-1)
+    return tf.cast(stacked, tf.uint8)
+
+
+def load_example(color_path, gray_path=None, min_size: int = 0, plain=False):
+    """Paths -> uint8 [H, W, 4]; the gray file is resized to the colour image's size if they differ."""
+    rgb = decode_rgb(color_path, min_size, plain)
+    if gray_path is None:
+        return stack_with_gray(rgb)
+    gray = decode_rgb(gray_path, min_size, plain)
+    gray = tf.cast(tf.image.resize(gray, tf.shape(rgb)[:2], antialias=True), tf.uint8)
+    return stack_with_gray(rgb, gray)
+
+
+def resize_example(example, size: int):
+    """uint8 [H, W, C] -> uint8 [size, size, C] (antialiased, so downscaling does not alias)."""
+    resized = tf.image.resize(tf.cast(example, tf.float32), (size, size), antialias=True)
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
+def random_jitter(example, size: int, seed):
+    """pix2pix jitter on [size, size, C]: resize up ~12%, random crop back to size, random mirror.
+
+    Stateless ops with a per-example seed ([2] ints): the same seed gives the same crop and mirror,
+    however many threads the pipeline maps with.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    big = int(round(size * JITTER_SCALE))
+    example = tf.image.resize(tf.cast(example, tf.float32), (big, big), method="nearest")
+    example = tf.image.stateless_random_crop(example, (size, size, example.shape[-1]), seed=crop_seed)
+    example = tf.image.stateless_random_flip_left_right(example, seed=flip_seed)
+    return tf.cast(example, tf.uint8)
+
+
+def example_to_model_io(example, color_space: str):
+    """uint8 [..., 4] (RGB + gray) -> (model input [..., 1], target [..., 2 or 3]), both in [-1, 1]."""
+    x = tf.cast(example, tf.float32) / 255.0
+    return to_model_io(x[..., :3], x[..., 3:], color_space)
+
+
+# ---- pipelines --------------------------------------------------------------------------------
+def _maybe_cache(ds: tf.data.Dataset, n: int, size: int) -> tf.data.Dataset:
+    return ds.cache() if n * size * size * 4 <= CACHE_LIMIT_BYTES else ds
+
+
+def steps_per_pass(n: int, batch_size: int) -> int:
+    """Batches in one pass over n training images (the ragged last batch is dropped if n >= batch)."""
+    return max(1, n // batch_size)
+
+
+def data_order_seed(seed: int, epoch: int, step: int = 0) -> int:
+    """The shuffle and jitter seed of a `fit` that starts `step` steps into epoch `epoch` (0-based: epochs done).
+
+    At an epoch boundary (step 0) it is `seed + epoch`, so a resumed run starts a fresh data order
+    instead of replaying the first epoch's. In the middle of an epoch (an interrupted one being
+    finished) it is `seed + MID_EPOCH_SEED_STRIDE * (epoch + 1) + step`: the rest of that epoch gets
+    an order of its own, distinct from every epoch-boundary one.
+    """
+    if step == 0:
+        return seed + epoch
+    return seed + MID_EPOCH_SEED_STRIDE * (epoch + 1) + step
+
+
+def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str, jitter: bool,
+                  seed: int) -> tf.data.Dataset:
+    """Endless shuffled (and with `jitter`, jittered) batches of (model input, target) at `size` px.
+
+    One pass is `steps_per_pass(len(images), batch_size)` steps. Repeating with a step count keeps
+    the epoch length exact: Keras runs one step too many on a dataset of unknown length (and files
+    that fail to decode make the length unknown).
+    """
+    n = len(images)
+    ds = _maybe_cache(images.examples(size), n, size)
+    ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    if jitter:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one [2] seed per example
+        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda x, s: random_jitter(x, size, s),
+                                                  num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x: example_to_model_io(x, color_space), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str,
+                 limit: int = 0) -> tf.data.Dataset:
+    """Validation/evaluation batches of (model input, target) in a fixed order, no jitter, one pass
+    (over the first `limit` images if given)."""
+    ds = images.examples(size)
+    if limit:
+        ds = ds.take(limit)
+    ds = _maybe_cache(ds, len(images), size)
+    ds = ds.batch(batch_size).map(lambda x: example_to_model_io(x, color_space),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+    # Keras' evaluate() drops its validation iterator every epoch. With autotuning on, deleting it waits
+    # for tf.data's tuning thread to finish its sleep, a stall in every other epoch; validation is small
+    # and needs no tuning.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def eval_steps(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+def sample_examples(images: ImageSet, size: int, count: int) -> tf.Tensor:
+    """`count` fixed images spread evenly over `images`, as uint8 [N, size, size, 4] (RGB + gray).
+
+    N is `count`, or less when the set is smaller or a file fails to decode. For model input and
+    target: `example_to_model_io(examples, color_space)`.
+    """
+    idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
+    return next(iter(images.subset(idx).examples(size).batch(count)))
