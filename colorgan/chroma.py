@@ -45,7 +45,8 @@ def decode(output, color_space: str, vividness=1.0):
 
 def predicted_ab(output, color_space: str, vividness=1.0):
     """Generator output -> Lab ab (not scaled), the chroma to put beside a photo's own L."""
-    decoded = decode(output, color_space, vividness)
+    output = tf.cast(output, tf.float32)
     if color_space == "lab" or is_classification(output.shape[-1]):
-        return decoded * AB_SCALE
-    return rgb_to_lab(tf.clip_by_value((decoded + 1.0) / 2.0, 0.0, 1.0))[..., 1:]
+        return decode(output, color_space, vividness) * AB_SCALE
+    # RGB output: its ab once, scaled (decode would go to Lab, back to RGB and to Lab again)
+    return rgb_to_lab(tf.clip_by_value((output + 1.0) / 2.0, 0.0, 1.0))[..., 1:] * tf.cast(vividness, tf.float32)
