@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     classifier = load_classifier_if_any(args.classifier)
 
     def images_for(run):
-        cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[])
+        cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[], more_data=[])
         return eval_images(cfg)
 
     results, first_images = [], None

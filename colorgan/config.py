@@ -24,7 +24,7 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -81,6 +81,8 @@ class Config:
     data: str = _opt(DEFAULT_DATA, "a paired folder (color/ + gray/), a folder of colour images (flat or class "
                                    "subfolders), a folder with train/ and test/ class subfolders, or 'cifar10'",
                      check=_not_blank)
+    more_data: list[str] = _opt([], "comma list of more data folders to train on together with --data (each split "
+                                    "as it would be alone; list one twice to draw from it twice as often)")
     classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)")
     image_size: int | Auto = _opt(AUTO, "training size in pixels, a power of two (auto: 32 for CIFAR-10-sized "
                                         "data, 256 otherwise)", check=_unet_size)
@@ -100,11 +102,15 @@ class Config:
     freeze_encoder_epochs: int = _opt(0, "effnet-lite0: train the decoder alone for this many epochs, the pretrained "
                                          "encoder frozen", interval="[0, inf)")
     ab_loss: str = _opt("l1", "how ab is learnt (lab only): l1 (regression, weighted by --lambda-l1) or classification "
-                              "(cross-entropy over 313 ab bins with class rebalancing, Zhang et al. 2016)", AB_LOSSES)
+                              "(cross-entropy over the in-gamut ab bins with class rebalancing, Zhang et al. 2016)",
+                        AB_LOSSES)
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
                                  "the classification's decoding temperature divided by it", interval="(0, inf)")
+    init_from: str = _opt("none", "fine-tuning: start the generator from a run directory, a weights folder, a .keras "
+                                  "file or 'shipped' (the shipped model); none: from scratch (effnet-lite0: from "
+                                  "ImageNet)", check=_not_blank)
     base_filters: int = _opt(64, "channels of the first U-Net and PatchGAN level (64 is the pix2pix network)",
                              interval="[1, inf)")
     norm: str = _opt("batch", "normalisation in the generator (and autoencoder)", NORMS)
@@ -341,7 +347,13 @@ def _from_schema_2(values: dict) -> dict:
     return {**V2_ADDED_LATER, **values}
 
 
-MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2}  # schema N -> N + 1
+# Schema 3 -> 4: --init-from (fine-tuning) and --more-data were added; earlier runs started from scratch on
+# one folder.
+def _from_schema_3(values: dict) -> dict:
+    return {"init_from": "none", "more_data": [], **values}
+
+
+MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

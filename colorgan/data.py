@@ -124,6 +124,47 @@ class ArrayImages(ImageSet):
         return None  # an array carries no folder names
 
 
+@dataclass(eq=False)
+class JoinedImages(ImageSet):
+    """Several sets as one (--more-data): the images of each part in turn."""
+    parts: list[ImageSet]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        for part, images in enumerate(self.parts):
+            if index < len(images):
+                return part, index
+            index -= len(images)
+        raise IndexError(index)
+
+    def subset(self, indices) -> JoinedImages:
+        # Runs of consecutive indices in the same part stay one subset, so the order is kept.
+        runs: list[tuple[int, list[int]]] = []
+        for index in indices:
+            part, local = self._locate(int(index))
+            if runs and runs[-1][0] == part:
+                runs[-1][1].append(local)
+            else:
+                runs.append((part, [local]))
+        return JoinedImages([self.parts[part].subset(local) for part, local in runs])
+
+    def _decoded(self, size: int) -> tf.data.Dataset:
+        parts = [p._decoded(size) for p in self.parts if len(p)]
+        ds = parts[0]
+        for other in parts[1:]:
+            ds = ds.concatenate(other)
+        return ds
+
+    def max_side(self) -> int:
+        return max(p.max_side() for p in self.parts if len(p))
+
+    def labels(self, classes: list[str]) -> np.ndarray | None:
+        labels = [p.labels(classes) for p in self.parts]
+        return None if any(l is None for l in labels) else np.concatenate(labels)
+
+
 @dataclass
 class DataSource:
     name: str  # short name, used in default run names
@@ -136,8 +177,9 @@ class DataSource:
 
 # ---- finding files --------------------------------------------------------------------------------
 def resolve_data_path(name: str) -> Path | None:
-    """`name` as given, else under ./data/, else under the project's data/ folder."""
-    for candidate in (Path(name), Path("data") / name, PROJECT_DATA_DIR / name):
+    """`name` as given, else under ./data/, else under the project's data/ folder, else from the project's root
+    (so a run trained on data/cifar10-mini is found from any folder)."""
+    for candidate in (Path(name), Path("data") / name, PROJECT_DATA_DIR / name, PROJECT_DATA_DIR.parent / name):
         if candidate.exists():
             return candidate
     return None
@@ -286,43 +328,59 @@ def _cifar10_download(classes: list[str]) -> DataSource:
 
 
 def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
-    """Work out what --data is and list its images, split into train and validation.
+    """Work out what --data (and each --more-data folder) is and list its images, split into train and validation.
 
+    Several folders are each split as they would be alone (so a folder's validation images are the same
+    whether or not others are added), then joined: training draws from all, validation scores on all.
     Black-and-white photos where colour is expected teach the generator nothing but to leave photos
     gray, so they are skipped for training; evaluation keeps them (keep_gray), as the test set has them.
     """
-    path = resolve_data_path(cfg.data)
+    first = folder_source(cfg.data, cfg.classes, cfg, keep_gray)
+    if not cfg.more_data:
+        return first
+    sources = [first] + [folder_source(d, [], cfg, keep_gray, flag="--more-data") for d in cfg.more_data]
+    log.info("training on %d folders together: %s", len(sources),
+             ", ".join(f"{s.name} ({len(s.train)})" for s in sources))
+    distinct = list({s.description: s for s in sources}.values())  # a folder listed twice is validated once
+    return DataSource("+".join(s.name for s in distinct), "; ".join(s.description for s in distinct),
+                      JoinedImages([s.train for s in sources]), JoinedImages([s.val for s in distinct]),
+                      first.default_image_size, [line for s in distinct for line in s.skipped])
+
+
+def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, flag: str = "--data") -> DataSource:
+    """One data folder (or cifar10) as a DataSource, split with cfg's val_split and seed."""
+    path = resolve_data_path(data)
     if path is None:
-        if cfg.data.strip().lower() == "cifar10":
-            return _cifar10_download(cfg.classes)
-        raise ColorganError(f"--data {cfg.data}: no such file or folder (also looked under data/)")
+        if data.strip().lower() == "cifar10":
+            return _cifar10_download(classes)
+        raise ColorganError(f"{flag} {data}: no such file or folder (also looked under data/)")
     if not path.is_dir():
-        raise ColorganError(f"--data {path}: not a folder")
-    name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(cfg.classes) if cfg.classes else "")
+        raise ColorganError(f"{flag} {path}: not a folder")
+    name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(classes) if classes else "")
     has = {d: (path / d).is_dir() for d in ("color", "gray", "train", "test", "val")}
     if has["color"] and has["gray"]:
-        if cfg.classes:
+        if classes:
             raise ColorganError(f"--classes: {path} is a paired color/ + gray/ folder, it has no classes")
         images, skipped = paired_images(path, keep_gray)
         train, val = split_images(images, cfg.val_split, cfg.seed)
         kind = "paired color/ + gray/ folder"
     elif has["gray"]:
-        raise ColorganError(f"--data {path}: has gray/ but no color/ folder to pair it with")
+        raise ColorganError(f"{flag} {path}: has gray/ but no color/ folder to pair it with")
     elif has["train"] and (has["test"] or has["val"]):
         val_dir = path / ("test" if has["test"] else "val")
-        train, skipped_train = color_images(path / "train", cfg.classes, keep_gray)
-        val, skipped_val = color_images(val_dir, cfg.classes, keep_gray)
+        train, skipped_train = color_images(path / "train", classes, keep_gray)
+        val, skipped_val = color_images(val_dir, classes, keep_gray)
         skipped = skipped_train + skipped_val
         kind = f"colour folder with train/ and {val_dir.name}/"
     else:
         folder = path / "color" if has["color"] else path
-        images, skipped = color_images(folder, cfg.classes, keep_gray)
+        images, skipped = color_images(folder, classes, keep_gray)
         train, val = split_images(images, cfg.val_split, cfg.seed)
         kind = "colour folder (gray derived)"
     report_skipped(skipped)
     if len(train) == 0:
         example = f" ({skipped[0]}" + (", ..." if len(skipped) > 1 else "") + ")" if skipped else ""
-        raise ColorganError(f"--data {path}: no usable training images ({', '.join(IMAGE_EXTENSIONS)}); "
+        raise ColorganError(f"{flag} {path}: no usable training images ({', '.join(IMAGE_EXTENSIONS)}); "
                             f"{len(skipped)} files skipped{example}")
     log.info("%s: %d images used, %d skipped", path, len(train) + len(val), len(skipped))
     default_size = 32 if _is_tiny(train) else 256

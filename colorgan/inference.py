@@ -21,9 +21,9 @@ from .chroma import predicted_ab
 from .config import AUTO, Config
 from .errors import ColorganError
 from .models import input_multiple
-from .runs import load_generator
+from .runs import SHIPPED_WEIGHTS, load_generator, model_files
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
 DEFAULT_RENDER_SIZE = 256  # for a generator saved without its config
 MAX_PIXELS = 100_000_000  # 100 MP: beyond this an image is refused rather than exhausting memory
 
@@ -102,8 +102,7 @@ class Colorizer:
              vividness: float | None = None) -> "Colorizer":
         """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
         path = Path(path) if path else DEFAULT_WEIGHTS
-        model_file, config_file = (path, path.with_name("config.json")) if path.suffix == ".keras" \
-            else (path / "generator.keras", path / "config.json")
+        model_file, config_file = model_files(path)
         if not model_file.exists():
             hint = " (no trained weights shipped here: give --run or --model)" if path == DEFAULT_WEIGHTS else ""
             raise ColorganError(f"{model_file}: no such model{hint}")

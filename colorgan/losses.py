@@ -65,15 +65,14 @@ def l1_loss(target, generated):
     return ops.mean(ops.abs(_f32(target) - _f32(generated)))
 
 
-def generator_loss(fake_logits, generated, target, lambda_l1: float = 100.0, kind: str = "vanilla",
-                   adversarial_weight=1.0):
-    """(total, gan, l1): adversarial_weight * adversarial + lambda * mean |target - generated|.
+def generator_loss(fake_logits, l1, lambda_l1: float = 100.0, kind: str = "vanilla", adversarial_weight=1.0):
+    """(total, gan): adversarial_weight * adversarial + lambda * l1, where l1 = mean |target - generated|
+    (l1_loss, computed once by the caller, which also reports it).
 
     adversarial_weight is 0 during an L1-only warm-up, 1 after.
     """
     gan = adversarial_loss(fake_logits, kind)
-    l1 = l1_loss(target, generated)
-    return adversarial_weight * gan + lambda_l1 * l1, gan, l1
+    return adversarial_weight * gan + lambda_l1 * l1, gan
 
 
 def _safe_sqrt(x, eps=1e-6):

@@ -7,6 +7,7 @@
   state/             tf.train.Checkpoint of both models, both optimizers and the progress
   samples/epoch_NNN.png  gray | truth | colorized on fixed validation images
   skipped.txt        the data files left out, with their reasons
+  ab_counts.npz      --ab-loss classification: the training images' ab histogram (read again on --resume)
 Everything is written at the end of each epoch, the training state last: it is the commit point, so a
 run killed at any moment resumes from the last completed epoch.
 """
@@ -24,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from .atomic import atomic_save, temp_files
-from .config import Config
+from .config import Config, flag_name
 from .errors import ColorganError
 from .losses import ALL_LOSS_NAMES
 
@@ -32,6 +33,11 @@ log = logging.getLogger("colorgan")
 
 HISTORY_COLUMNS = ("epoch",) + ALL_LOSS_NAMES + tuple("val_" + n for n in ALL_LOSS_NAMES) + ("seconds",)
 KEEP_CHECKPOINTS = 2  # the newest mid-epoch save and the last completed epoch's
+AB_COUNTS_FILE = "ab_counts.npz"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+# Fields that shape the generator: a saved generator can start another run only where these agree.
+ARCHITECTURE_FIELDS = ("generator", "color_space", "ab_loss", "base_filters", "norm", "skip_connections",
+                       "image_size")
 
 
 # ---- training state -----------------------------------------------------------------------------
@@ -165,6 +171,46 @@ class Run:
     @property
     def name(self) -> str:
         return self.directory.name
+
+
+def model_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(generator.keras, config.json) of a run directory, a weights folder or a .keras file."""
+    path = Path(path)
+    return (path, path.with_name("config.json")) if path.suffix == ".keras" \
+        else (path / "generator.keras", path / "config.json")
+
+
+def init_files(cfg: Config) -> tuple[Path, Path]:
+    """The (generator.keras, config.json) that --init-from names; checked before any data is read."""
+    model_file, config_file = model_files(SHIPPED_WEIGHTS if cfg.init_from == "shipped" else cfg.init_from)
+    if not model_file.exists():
+        raise ColorganError(f"--init-from {cfg.init_from}: no generator there (give a run directory, a weights "
+                            f"folder, a .keras file or 'shipped')")
+    return model_file, config_file
+
+
+def init_generator(generator: keras.Model, cfg: Config) -> None:
+    """--init-from: start generator from the weights of a saved one (fine-tuning) instead of from scratch.
+
+    Weights are copied in order, each cast to this run's variable dtype (shipped weights are stored in
+    bfloat16); a generator of another shape is refused, naming the settings that differ.
+    """
+    model_file, config_file = init_files(cfg)
+    source = load_generator(model_file)
+    differ = []
+    if config_file.exists():
+        saved = Config.load(config_file)
+        differ = [f"{flag_name(n)} {getattr(saved, n)} there, {getattr(cfg, n)} here"
+                  for n in ARCHITECTURE_FIELDS if n != "model" and getattr(saved, n) != getattr(cfg, n)]
+    shapes = [tuple(w.shape) for w in generator.weights], [tuple(w.shape) for w in source.weights]
+    if shapes[0] != shapes[1]:
+        why = "; ".join(differ) if differ else "its layers differ"
+        raise ColorganError(f"--init-from {cfg.init_from}: that generator has another shape ({why})")
+    if differ:  # same shapes, other meaning (e.g. another image size of a fully convolutional net)
+        log.warning("--init-from %s: %s", cfg.init_from, "; ".join(differ))
+    for variable, value in zip(generator.weights, source.weights):
+        variable.assign(tf.cast(value, variable.dtype))
+    log.info("generator started from %s", model_file)
 
 
 def load_generator(path: Path) -> keras.Model:

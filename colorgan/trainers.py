@@ -156,7 +156,7 @@ class Pix2Pix(TrainingModel):
         fake_logits = self.discriminator([gray, fake], training=training)
         # The ab term: lambda * L1, or the classification's cross-entropy in its place.
         lambda_l1 = self.lambda_l1 if self.ab_loss == "l1" else 0.0
-        g_total, g_gan, g_l1 = generator_loss(fake_logits, fake, target, lambda_l1, self.gan_loss, adversary_weight)
+        g_total, g_gan = generator_loss(fake_logits, terms["g_l1"], lambda_l1, self.gan_loss, adversary_weight)
         g_total = g_total + terms.get("g_class", 0.0) + self.extra_terms(terms)
         d = self._critic_loss(gray, target, fake, real_logits, fake_logits, training)
         return {"g_total": g_total, "g_gan": g_gan, "d": d, **terms}

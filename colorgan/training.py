@@ -7,23 +7,25 @@ in runtime.py, the data in data.py (finding it) and pipeline.py (feeding it).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from .atomic import atomic_write_text
+from .atomic import atomic_save, atomic_write_text
 from .callbacks import GracefulStop, RunRecorder, SampleGrid, TrainingInterrupted
 from .config import AUTO, Config
 from .data import DataSource, find_source
 from .errors import ColorganError
 from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_model_io, sample_examples, steps_per_pass,
                        train_dataset)
-from .runs import (TrainingState, default_run_name, load_run_config, prepare_run_dir, remove_partial_writes,
-                   saved_progress, truncate_history)
+from .runs import (AB_COUNTS_FILE, TrainingState, default_run_name, init_files, init_generator, load_run_config,
+                   prepare_run_dir, remove_partial_writes, saved_progress, truncate_history)
 from .runtime import is_chief, make_strategy, writable_run_dir
 from .trainers import build_trainer
 
@@ -36,6 +38,8 @@ def train(cfg: Config, verbose: int | None = None) -> Path:
         raise ColorganError("--run-name: needed with --strategy multiworker, so that every worker names the "
                             "same run directory")
     strategy = make_strategy(cfg.strategy)  # first: multi-worker set-up must precede any TensorFlow work
+    if cfg.init_from != "none":
+        init_files(cfg)
     source = find_source(cfg)
     cfg = cfg.resolved(source.default_image_size)
     if cfg.run_name == AUTO:
@@ -73,7 +77,8 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
     keras.utils.set_random_seed(cfg.seed)
     steps_per_epoch = steps_per_pass(len(source.train), cfg.batch_size) if cfg.steps_per_epoch == AUTO \
         else cfg.steps_per_epoch
-    class_weights = ab_class_weights(cfg, source) if cfg.ab_loss == "classification" else None
+    class_weights = ab_class_weights(cfg, source, run_dir, is_chief(strategy)) \
+        if cfg.ab_loss == "classification" else None
     model = build_trainer(cfg, steps_per_epoch, strategy, class_weights)
 
     with writable_run_dir(run_dir, strategy) as out_dir:
@@ -81,6 +86,8 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         remove_partial_writes(out_dir)
         state = TrainingState(model, out_dir / "state", restore_from=run_dir / "state")
         epoch, step = state.restore()
+        if cfg.init_from != "none" and not (epoch or step):  # a resumed run has its own weights
+            init_generator(model.generator, cfg)
         step = min(step, steps_per_epoch - 1)  # the data may have shrunk since
         truncate_history(out_dir / "history.csv", epoch)
         cfg.save(out_dir / "config.json")
@@ -140,13 +147,27 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
     return run_dir
 
 
-def ab_class_weights(cfg: Config, source: DataSource):
-    """Class rebalancing weights of --ab-loss classification, from the training images' own ab histogram."""
+def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool = True):
+    """Class rebalancing weights of --ab-loss classification, from the training images' own ab histogram.
+
+    The counts are a pass over the whole training set, so they are kept in the run directory
+    (runs.AB_COUNTS_FILE) with what they were counted on, and read back on --resume instead of counted again.
+    """
     from .ab_classes import ab_bins, ab_histogram, rebalancing_weights
 
+    bins = ab_bins()
+    path = run_dir / AB_COUNTS_FILE
+    counted_on = json.dumps([cfg.data, cfg.more_data, cfg.classes, cfg.val_split, cfg.seed, cfg.image_size,
+                             len(source.train), len(bins)])
+    if path.exists():
+        with np.load(path) as saved:
+            if str(saved["counted_on"]) == counted_on:
+                return rebalancing_weights(saved["counts"], bins)
     log.info("counting the training images' colours for the class rebalancing weights")
-    counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), ab_bins())
-    return rebalancing_weights(counts, ab_bins())
+    counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins)
+    if chief:
+        atomic_save(path, lambda tmp: np.savez(tmp, counts=counts, counted_on=counted_on))
+    return rebalancing_weights(counts, bins)
 
 
 def training_data(cfg: Config, source: DataSource, seed: int) -> tf.data.Dataset:

@@ -52,6 +52,7 @@ OUT_OF_RANGE = [
     ["--ab-loss", "classification", "--color-space", "rgb"], ["--freeze-encoder-epochs", "1"],
     ["--generator", "effnet-lite0", "--model", "autoencoder"], ["--generator", "effnet-lite0", "--image-size", "16"],
     ["--vividness", "0"], ["--colourfulness-weight", "-1"], ["--model", "unet-l1", "--ab-loss", "classification", "--loss", "mse"],
+    ["--init-from", "no/such/run"], ["--init-from", " "], ["--more-data", "no/such/folder"],
     ["--no-such-flag"], ["--lr"], ["--classes", "zebra"], ["--data", "no/such/folder"],
     ["--resume", "no/such/run"], ["--resume", str(SAMPLE), "--lr", "1e-3"],
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import Colorizer, metrics, trainers, training
+from colorgan import Colorizer, data, metrics, trainers, training
 from colorgan.color import rgb_to_gray, rgb_to_lab
 from colorgan.export import export_saved_model
 from colorgan.runs import read_history
@@ -115,3 +115,24 @@ def test_saved_model_serves_with_and_without_vividness(tmp_path):
     assert dull < vivid
     with pytest.raises(Exception, match="vividness"):
         at(-1.0)
+
+
+def test_ab_counts_are_kept_and_read_back_on_resume(tmp_path, monkeypatch):
+    """--ab-loss classification counts the training colours once per run; --resume reads them back."""
+    from colorgan import ab_classes
+    cfg = tiny_config(classes=["horse"], ab_loss="classification", epochs=1, steps_per_epoch=1, val_steps=1,
+                      checkpoint_dir=str(tmp_path), run_name="r")
+    run = training.train(cfg, verbose=0)
+    with np.load(run / "ab_counts.npz") as saved:
+        counts = saved["counts"]
+    assert counts.shape == (len(ab_classes.ab_bins()),) and counts.sum() > 0
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("counted again")
+    monkeypatch.setattr(ab_classes, "ab_histogram", no_counting)
+    training.resume(run, epochs=2, verbose=0)
+    assert len(read_history(run / "history.csv")) == 2
+    # counts from other data are not reused
+    deer = tiny_config(classes=["deer"], ab_loss="classification")
+    with pytest.raises(AssertionError, match="counted again"):
+        training.ab_class_weights(deer, data.find_source(deer), run)

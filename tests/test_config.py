@@ -89,6 +89,16 @@ def test_schema_2_config_is_migrated():
         {k: v for k, v in old.items() if k != "schema"}
 
 
+def test_schema_3_config_is_migrated():
+    """Schema 3 (the shipped config before --init-from and --more-data): a run from scratch on one folder."""
+    old = json.loads((FIXTURES / "config_schema3.json").read_text())
+    assert old["schema"] == 3 and "init_from" not in old
+    cfg = Config.load(FIXTURES / "config_schema3.json")
+    assert (cfg.init_from, cfg.more_data) == ("none", [])
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k != "schema"} == \
+        {k: v for k, v in old.items() if k != "schema"}
+
+
 def test_schema_versions_are_checked(tmp_path):
     values = Config().to_dict()
     for schema, message in ((99, "newer than this colorgan reads"), ("x", "not a version number")):

@@ -100,6 +100,13 @@ def test_relative_name_is_found_under_data(tmp_path, monkeypatch):
     assert "paired" in source.description and len(source.train) + len(source.val) == 4
 
 
+def test_project_relative_path_is_found_from_another_folder(tmp_path, monkeypatch):
+    """A run trained from the project's root records data/cifar10-mini; evaluate.py elsewhere still finds it."""
+    monkeypatch.chdir(tmp_path)
+    assert data.resolve_data_path("data/cifar10-mini") == SAMPLE
+    assert data.resolve_data_path("no/such/folder") is None
+
+
 def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
     folder = copy_images(sample_images(5), tmp_path / "imgs")
     (folder / "empty.jpg").write_bytes(b"")
@@ -257,3 +264,35 @@ def test_paired_subset_keeps_pairs(tmp_path):
     assert len(examples) == 2 and all(e.shape == (32, 32, 4) for e in examples)
     # the paired gray is used as stored (OpenCV's conversion), not derived from the colour
     np.testing.assert_array_equal(examples[0][..., 3].numpy(), cv2.imread(part.gray[0], cv2.IMREAD_UNCHANGED))
+
+
+def test_more_data_joins_folders_each_split_as_alone(tmp_path):
+    """--more-data: each folder keeps the split it has alone; training sees all, a folder listed twice twice."""
+    paired = make_paired(tmp_path / "paired", 10)
+    cfg = tiny_config(data=str(paired), val_split=0.2)
+    alone = data.find_source(cfg)
+    sample = data.find_source(tiny_config(classes=["horse"]))  # train/ + test/ class folders
+    joined = data.find_source(tiny_config(data=str(paired), val_split=0.2, more_data=[str(SAMPLE), str(SAMPLE)]))
+    whole = data.find_source(tiny_config())
+    assert len(joined.train) == len(alone.train) + 2 * len(whole.train)
+    assert len(joined.val) == len(alone.val) + len(whole.val)  # validated once
+    assert joined.val.parts[0].color == alone.val.color  # the paired folder's validation split is unchanged
+    assert joined.name == "paired+cifar10-mini"
+    # the examples are the parts' examples in turn, the paired gray kept as stored
+    got = np.stack([e.numpy() for e in joined.val.examples(32)])
+    want = np.concatenate([np.stack([e.numpy() for e in p.examples(32)]) for p in joined.val.parts])
+    np.testing.assert_array_equal(got, want)
+    # subset keeps the order across parts, and labels join where every part has them
+    n0 = len(alone.val)
+    idx = [n0 + 1, 0, n0, 1]
+    part = joined.val.subset(idx)
+    np.testing.assert_array_equal(np.stack([e.numpy() for e in part.examples(32)]), got[idx])
+    assert joined.val.labels(list(data.CIFAR10_CLASSES)) is None  # the paired folder has no classes
+    two = data.JoinedImages([sample.val, sample.val])
+    np.testing.assert_array_equal(two.labels(["horse"]), np.zeros(2 * len(sample.val)))
+    assert joined.train.max_side() == 32
+
+
+def test_more_data_errors_name_the_flag(tmp_path):
+    with pytest.raises(ColorganError, match="--more-data .*no/such: no such file"):
+        data.find_source(tiny_config(more_data=[str(tmp_path / "no/such")]))
