@@ -250,11 +250,11 @@ def test_ctrl_c_during_the_scan_stops_it_at_once(monkeypatch, tmp_path):
     files = [tmp_path / f"{i}.jpg" for i in range(400)]
     seen = []
 
-    def slow_inspect(path):  # 400 files x 20 ms / 4 threads: 2 s if the queue were not dropped
+    def slow_inspect(path):  # 400 files x 50 ms / 4 threads: 5 s if the queue were not dropped
         seen.append(path)
         if len(seen) == 3:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the main thread
-        time.sleep(0.02)
+        time.sleep(0.05)  # long enough that a loaded machine delivering the signal late still sees few files
         return "fine"
 
     monkeypatch.setattr(data, "_inspect", slow_inspect)
