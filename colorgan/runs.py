@@ -201,7 +201,7 @@ def init_generator(generator: keras.Model, cfg: Config) -> None:
     if config_file.exists():
         saved = Config.load(config_file)
         differ = [f"{flag_name(n)} {getattr(saved, n)} there, {getattr(cfg, n)} here"
-                  for n in ARCHITECTURE_FIELDS if n != "model" and getattr(saved, n) != getattr(cfg, n)]
+                  for n in ARCHITECTURE_FIELDS if getattr(saved, n) != getattr(cfg, n)]
     shapes = [tuple(w.shape) for w in generator.weights], [tuple(w.shape) for w in source.weights]
     if shapes[0] != shapes[1]:
         why = "; ".join(differ) if differ else "its layers differ"
