@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .atomic import atomic_save, temp_files
@@ -171,6 +172,19 @@ class Run:
     @property
     def name(self) -> str:
         return self.directory.name
+
+
+def load_ab_counts(run_dir: Path, counted_on: str):
+    """The run's saved ab histogram if it was counted on `counted_on` (a description of the data), else None."""
+    path = run_dir / AB_COUNTS_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        return saved["counts"] if str(saved["counted_on"]) == counted_on else None
+
+
+def save_ab_counts(run_dir: Path, counts, counted_on: str) -> None:
+    atomic_save(run_dir / AB_COUNTS_FILE, lambda tmp: np.savez(tmp, counts=counts, counted_on=counted_on))
 
 
 def model_files(path: str | os.PathLike) -> tuple[Path, Path]:

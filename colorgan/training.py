@@ -14,18 +14,17 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from .atomic import atomic_save, atomic_write_text
+from .atomic import atomic_write_text
 from .callbacks import GracefulStop, RunRecorder, SampleGrid, TrainingInterrupted
 from .config import AUTO, Config
 from .data import DataSource, find_source
 from .errors import ColorganError
 from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_model_io, sample_examples, steps_per_pass,
                        train_dataset)
-from .runs import (AB_COUNTS_FILE, TrainingState, default_run_name, init_files, init_generator, load_run_config,
-                   prepare_run_dir, remove_partial_writes, saved_progress, truncate_history)
+from .runs import (TrainingState, default_run_name, init_files, init_generator, load_ab_counts, load_run_config,
+                   prepare_run_dir, remove_partial_writes, save_ab_counts, saved_progress, truncate_history)
 from .runtime import is_chief, make_strategy, writable_run_dir
 from .trainers import build_trainer
 
@@ -156,17 +155,14 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
     from .ab_classes import ab_bins, ab_histogram, rebalancing_weights
 
     bins = ab_bins()
-    path = run_dir / AB_COUNTS_FILE
     counted_on = json.dumps([cfg.data, cfg.more_data, cfg.classes, cfg.val_split, cfg.seed, cfg.image_size,
                              len(source.train), len(bins)])
-    if path.exists():
-        with np.load(path) as saved:
-            if str(saved["counted_on"]) == counted_on:
-                return rebalancing_weights(saved["counts"], bins)
-    log.info("counting the training images' colours for the class rebalancing weights")
-    counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins)
-    if chief:
-        atomic_save(path, lambda tmp: np.savez(tmp, counts=counts, counted_on=counted_on))
+    counts = load_ab_counts(run_dir, counted_on)
+    if counts is None:
+        log.info("counting the training images' colours for the class rebalancing weights")
+        counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins)
+        if chief:
+            save_ab_counts(run_dir, counts, counted_on)
     return rebalancing_weights(counts, bins)
 
 
