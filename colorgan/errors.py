@@ -3,3 +3,7 @@
 
 class ColorganError(Exception):
     """A problem the user can fix (bad flag, bad path, bad data): shown as one line, no traceback."""
+
+
+class ImageTooLarge(ColorganError):
+    """An image over a pixel limit, refused from its header before its pixels are decoded."""

@@ -7,6 +7,7 @@ saturated). A client needs nothing but TensorFlow, or an HTTP request to TF Serv
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -42,6 +43,16 @@ def serving_fn(colorizer: Colorizer, with_vividness: bool = False):
 
 IMAGES = tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
 VIVIDNESS = tf.TensorSpec([], tf.float32, name="vividness")
+INFO_FILE = "colorgan.json"
+
+
+def saved_model_info(version_dir: str | os.PathLike) -> dict:
+    """What export_saved_model recorded beside a SavedModel (vividness, colour space, working size); {} if none."""
+    path = Path(version_dir) / "assets.extra" / INFO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version: int = 1) -> Path:
@@ -61,6 +72,11 @@ def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version
         shutil.rmtree(tmp)
     try:
         archive.write_out(str(tmp), verbose=False)
+        # TF Serving ignores assets.extra/; a colorgan server reads the defaults the signatures were built with.
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / "assets.extra" / INFO_FILE).write_text(json.dumps(
+            {"vividness": float(colorizer.vividness), "color_space": colorizer.color_space,
+             "render_size": int(colorizer.render_size)}, indent=1))
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ColorganError(f"export to {target} failed: {e}") from None

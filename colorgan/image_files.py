@@ -5,6 +5,7 @@ WebP, CMYK. A file that cannot be read is reported with its reason and skipped.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ColorganError
+from .errors import ColorganError, ImageTooLarge
 from .atomic import temp_path
 
 log = logging.getLogger("colorgan")
@@ -28,33 +29,44 @@ GRAY_CHROMA = 1.0  # mean |R-G| + |G-B| (0-255) below which a photo has no colou
 
 
 @contextmanager
-def opened_image(path: str | os.PathLike):
-    """Pillow image of path; any failure to open or decode becomes a ColorganError naming the file."""
+def opened_image(source: str | os.PathLike | bytes, name: str | None = None):
+    """Pillow image of a file, or of encoded bytes in memory (named `name` in messages); any failure to open
+    or decode becomes a ColorganError naming it."""
+    name = name or str(source)
     try:
-        if os.path.getsize(path) == 0:
-            raise ColorganError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as im:
+        if isinstance(source, (bytes, bytearray)):
+            if not source:
+                raise ColorganError(f"{name}: empty (0 bytes)")
+            source = io.BytesIO(source)
+        elif os.path.getsize(source) == 0:
+            raise ColorganError(f"{name}: empty file (0 bytes)")
+        with Image.open(source) as im:
             yield im
     except ColorganError:
         raise
     except FileNotFoundError:
-        raise ColorganError(f"{path}: no such file (or a broken link)") from None
+        raise ColorganError(f"{name}: no such file (or a broken link)") from None
     except PermissionError:
-        raise ColorganError(f"{path}: not readable (permission denied)") from None
+        raise ColorganError(f"{name}: not readable (permission denied)") from None
     except IsADirectoryError:
-        raise ColorganError(f"{path}: is a folder") from None
+        raise ColorganError(f"{name}: is a folder") from None
     except UnidentifiedImageError:
-        raise ColorganError(f"{path}: not an image Pillow can read") from None
+        raise ColorganError(f"{name}: not an image Pillow can read") from None
     except Image.DecompressionBombError:
-        raise ColorganError(f"{path}: over {Image.MAX_IMAGE_PIXELS // 1_000_000} MP, refused") from None
+        raise ImageTooLarge(f"{name}: over {Image.MAX_IMAGE_PIXELS // 1_000_000} MP, refused") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data (SyntaxError: broken PNG)
         detail = "the file ends early" if "truncated" in str(e).lower() else str(e)
-        raise ColorganError(f"{path}: cannot decode, damaged or incomplete ({detail})") from None
+        raise ColorganError(f"{name}: cannot decode, damaged or incomplete ({detail})") from None
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """-> uint8 or uint16 array HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA), upright."""
-    with opened_image(path) as im:
+def read_image(source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int = 0) -> np.ndarray:
+    """A file or encoded bytes -> uint8 or uint16 array HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or
+    HxWx4 (RGBA), upright. With max_pixels, a larger image is refused (ImageTooLarge) from its header,
+    before its pixels are decoded."""
+    with opened_image(source, name) as im:
+        if max_pixels and im.size[0] * im.size[1] > max_pixels:
+            raise ImageTooLarge(f"{name or source}: {im.size[0]}x{im.size[1]} is over the limit of "
+                                f"{max_pixels:,} pixels")
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16L", "I;16B", "I"):
             return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
@@ -124,11 +136,18 @@ def inspect_image(path: str | os.PathLike) -> ImageInfo:
     return ImageInfo(width, height, gray=float(chroma.mean()) < GRAY_CHROMA, plain=plain)
 
 
+def encode_image(image: np.ndarray, image_format: str) -> bytes:
+    """uint8 HxW, HxWx3 or HxWx4 -> encoded bytes; image_format is a Pillow format name ("PNG", "JPEG", ...).
+    JPEG has no alpha: it is dropped."""
+    if image_format == "JPEG" and image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=image_format, **({"quality": 95} if image_format == "JPEG" else {}))
+    return buf.getvalue()
+
+
 def write_image(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".jpg", ".jpeg") and image.shape[-1] == 4:
-        image = image[..., :3]  # JPEG has no alpha
     tmp = temp_path(path)
-    Image.fromarray(image).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"),
-                                **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    tmp.write_bytes(encode_image(image, Image.registered_extensions().get(path.suffix.lower(), "PNG")))
     os.replace(tmp, path)

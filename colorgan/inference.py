@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .color import lab_to_rgb, rgb_to_gray, rgb_to_lab
+from .color import gray_to_l, lab_to_rgb, rgb_to_gray
 from .chroma import predicted_ab
 from .config import AUTO, Config
 from .errors import ColorganError
@@ -38,22 +39,35 @@ def working_size(height, width, render_size: int, multiple: int):
     return tf.cast(wh, tf.int32), tf.cast(ww, tf.int32)
 
 
-def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0):
-    """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
-
-    vividness: 1.0 as trained, more for more saturated colour (chroma.decode).
-    """
+def model_input(gray, color_space: str, render_size: int, multiple: int):
+    """Gray [N, H, W, 1] float in [0, 1] -> the generator's input [N, h, w, 1] at the working size (TF ops)."""
     shape = tf.shape(gray)
-    l_full = rgb_to_lab(tf.concat([gray] * 3, axis=-1))[..., :1]  # [N, H, W, 1], L in [0, 100]
     wh, ww = working_size(shape[1], shape[2], render_size, multiple)
     small = tf.clip_by_value(tf.image.resize(gray, tf.stack([wh, ww]), antialias=True), 0.0, 1.0)
     if color_space == "lab":
-        model_in = rgb_to_lab(tf.concat([small] * 3, axis=-1))[..., :1] / 50.0 - 1.0
-    else:
-        model_in = small * 2.0 - 1.0
-    ab_small = predicted_ab(generator(model_in, training=False), color_space, vividness)  # [N, h, w, 2]
-    ab = tf.image.resize(ab_small, shape[1:3], method="bilinear")  # [N, H, W, 2]
+        return gray_to_l(small) / 50.0 - 1.0
+    return small * 2.0 - 1.0
+
+
+def recombine(gray, ab_small):
+    """Full-size gray [N, H, W, 1] in [0, 1] + predicted ab [N, h, w, 2] -> RGB [N, H, W, 3] in [0, 1].
+
+    The ab is resized to the photo's size and put beside the photo's own L: the output's luminance is the input's.
+    """
+    gray = tf.ensure_shape(gray, [None, None, None, 1])  # one channel, also where the caller cannot say so
+    l_full = gray_to_l(gray)  # [N, H, W, 1], L in [0, 100]
+    ab = tf.image.resize(ab_small, tf.shape(gray)[1:3], method="bilinear")  # [N, H, W, 2]
     return lab_to_rgb(tf.concat([l_full, ab], axis=-1))
+
+
+def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0):
+    """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
+
+    vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
+    ([N, 1, 1, 1]).
+    """
+    output = generator(model_input(gray, color_space, render_size, multiple), training=False)
+    return recombine(gray, predicted_ab(output, color_space, vividness))
 
 
 def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -96,6 +110,7 @@ class Colorizer:
             lambda gray, size, vividness: colorize_float(self.generator, gray, self.color_space, size, self.multiple,
                                                          vividness),
             reduce_retracing=True)
+        self._prepare_fn = self._predict_fn = self._finish_fn = None  # traced on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None,
@@ -119,14 +134,54 @@ class Colorizer:
         """
         gray, alpha = to_float_image(image)
         size = int(render_size or self.render_size)
+        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(self.check_vividness(vividness))).numpy()
+        return to_uint8(rgb[0], alpha)
+
+    def check_vividness(self, vividness: float | None) -> np.float32:
+        """The vividness to use (the model's default for None); a ColorganError if it is not a positive number."""
         vividness = float(self.vividness if vividness is None else vividness)
-        if not vividness > 0:
+        if not 0 < vividness < float("inf"):
             raise ColorganError(f"vividness {vividness} is not a positive number")
-        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(vividness, tf.float32)).numpy()[0]
-        out = np.round(rgb * 255.0).astype(np.uint8)
-        if alpha is not None:
-            if alpha.dtype != np.uint8:
-                alpha = np.round(alpha.astype(np.float64) / np.iinfo(alpha.dtype).max * 255
-                                 if np.issubdtype(alpha.dtype, np.integer) else alpha * 255).astype(np.uint8)
-            out = np.concatenate([out, alpha], axis=-1)
+        return np.float32(vividness)
+
+    # The same work in three steps, for a server that batches photos of different sizes together: only the
+    # network needs a batch of one size, and photos of many sizes share a working size.
+    def prepare(self, image: np.ndarray) -> "Prepared":
+        """Image -> its gray, alpha and the network's input [1, h, w, 1] at the working size."""
+        gray, alpha = to_float_image(image)
+        if self._prepare_fn is None:
+            self._prepare_fn = tf.function(
+                lambda g: model_input(g, self.color_space, self.render_size, self.multiple), reduce_retracing=True)
+        return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None])).numpy())
+
+    def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray) -> np.ndarray:
+        """Network inputs [N, h, w, 1] (one working size) and vividness [N] -> predicted ab [N, h, w, 2]."""
+        if self._predict_fn is None:
+            self._predict_fn = tf.function(
+                lambda x, v: predicted_ab(self.generator(x, training=False), self.color_space, v[:, None, None, None]),
+                reduce_retracing=True)
+        return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32)).numpy()
+
+    def finish(self, prepared: "Prepared", ab: np.ndarray) -> np.ndarray:
+        """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size."""
+        if self._finish_fn is None:
+            self._finish_fn = tf.function(recombine, reduce_retracing=True)
+        rgb = self._finish_fn(tf.constant(prepared.gray[None]), tf.constant(ab[None])).numpy()[0]
+        return to_uint8(rgb, prepared.alpha)
+
+
+class Prepared(NamedTuple):
+    gray: np.ndarray  # [H, W, 1] float32 in [0, 1], the photo's own size
+    alpha: np.ndarray | None
+    model_in: np.ndarray  # [1, h, w, 1], the network's input at the working size
+
+
+def to_uint8(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """RGB [H, W, 3] float in [0, 1] (+ the input's alpha, any dtype) -> uint8 RGB or RGBA."""
+    out = np.round(rgb * 255.0).astype(np.uint8)
+    if alpha is None:
         return out
+    if alpha.dtype != np.uint8:
+        alpha = np.round(alpha.astype(np.float64) / np.iinfo(alpha.dtype).max * 255
+                         if np.issubdtype(alpha.dtype, np.integer) else alpha * 255).astype(np.uint8)
+    return np.concatenate([out, alpha], axis=-1)

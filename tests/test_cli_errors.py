@@ -76,6 +76,12 @@ def test_train_rejects_with_one_line(argv, tmp_path, capsys):
     ("colorize.py", ["x.jpg", "--render-size", "0"]), ("colorize.py", ["no/such/photo.jpg"]),
     ("colorize.py", []), ("colorize.py", ["x.jpg", "--run", "a", "--model", "b"]),
     ("colorize.py", [str(SAMPLE), "--model", "no/such/model.keras"]),
+    ("serve.py", ["--port", "70000"]), ("serve.py", ["--port", "http"]), ("serve.py", ["--max-batch", "0"]),
+    ("serve.py", ["--queue-size", "0"]), ("serve.py", ["--timeout", "0"]), ("serve.py", ["--max-upload-mb", "-1"]),
+    ("serve.py", ["--batch-wait-ms", "-1"]), ("serve.py", ["--max-pixels", "0"]), ("serve.py", ["--vividness", "0"]),
+    ("serve.py", ["--saved-model", "x", "--run", "y"]), ("serve.py", ["--port", "0", "--saved-model", "no/such"]),
+    ("serve.py", ["--port", "0", "--run", "no/such/run"]), ("serve.py", ["--host", "no.such.host.invalid"]),
+    ("serve.py", ["--bogus"]),
 ])
 def test_evaluate_and_colorize_reject_with_one_line(script, argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -86,3 +92,19 @@ def test_evaluate_and_colorize_reject_with_one_line(script, argv, tmp_path, caps
     assert exit_.value.code == 2
     assert len(err) == 1 and err[0].startswith(f"{script}: error: "), err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_serve_on_a_taken_port_is_one_line(tmp_path, capsys, monkeypatch):
+    import socket
+    monkeypatch.chdir(tmp_path)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    module = _script("serve.py")
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run_main("serve.py", lambda: module.main(["--port", str(taken.getsockname()[1])]))
+    finally:
+        taken.close()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_.value.code == 2 and len(err) == 1 and "cannot listen on 127.0.0.1:" in err[0], err

@@ -36,6 +36,16 @@ def test_lab_of_gray_has_no_chroma_and_known_extremes():
     np.testing.assert_allclose(lab[:, 1:], 0.0, atol=1e-3)
 
 
+@pytest.mark.parametrize("inside_map", [False, True])
+def test_gray_to_l_is_the_l_of_three_equal_channels(inside_map):
+    gray = np.concatenate([np.linspace(0, 1, 256, dtype=np.float32), real_rgb(2)[..., 1].ravel()])[:, None]
+    if inside_map:
+        l = np.concatenate(list(tf.data.Dataset.from_tensor_slices(gray).map(color.gray_to_l).as_numpy_iterator()))
+    else:
+        l = color.gray_to_l(gray).numpy()[:, 0]
+    np.testing.assert_allclose(l, color.rgb_to_lab(np.repeat(gray, 3, axis=-1)).numpy()[:, 0], atol=1e-3)
+
+
 def test_model_io_lab_scaling_and_recombination():
     rgb = real_rgb()
     gray = color.rgb_to_gray(rgb)

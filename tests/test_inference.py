@@ -68,6 +68,20 @@ def test_gray_inputs_and_alpha(colorizer):
     assert np.abs(colorizer.colorize(deep).astype(int) - from_gray).max() <= 1
 
 
+def test_three_steps_give_what_colorize_gives(colorizer):
+    """prepare -> predict_ab (a batch of photos of different sizes sharing a working size) -> finish."""
+    rgba = np.dstack([photo(40, 60, seed=3), np.full((40, 60), 7, np.uint8)])
+    photos = [photo(40, 60, seed=1), photo(44, 64, seed=2)[..., :1], rgba]
+    prepared = [colorizer.prepare(p) for p in photos]
+    assert len({p.model_in.shape for p in prepared}) == 1
+    vividness = np.array([1.0, 2.0, 0.5], np.float32)
+    ab = colorizer.predict_ab(np.concatenate([p.model_in for p in prepared]), vividness)
+    for image, prep, v, a in zip(photos, prepared, vividness, ab):
+        staged = colorizer.finish(prep, a)
+        whole = colorizer.colorize(image, vividness=float(v))
+        assert staged.shape == whole.shape and np.abs(staged.astype(int) - whole).max() <= 1
+
+
 def test_bad_arrays_are_rejected(colorizer):
     for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4, 5), np.uint8), np.zeros((4, 4), np.int64)):
         with pytest.raises(ColorganError):

@@ -1,0 +1,265 @@
+// colorgan web page: upload photos, show colorized results with a before/after slider.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const MB = 1024 * 1024;
+const MAX_RETRIES = 4;      // retries after a 503 "server busy"
+const DEBOUNCE_MS = 300;    // vividness slider -> new request
+
+let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'] };
+
+const infoReady = fetch('/v1/info')
+  .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+  .then((j) => {
+    info = { ...info, ...j };
+    $('#model').textContent = `model: ${info.model || 'unknown'}`;
+    const limits = [`up to ${info.max_upload_mb} MB`];
+    if (info.max_pixels) limits.push(`${+(info.max_pixels / 1e6).toFixed(1)} megapixels`);
+    $('#limits').textContent = `Several at once is fine (${limits.join(', ')} each). You can also paste an image.`;
+  })
+  .catch((e) => { $('#model').textContent = `model: unknown (server info unavailable: ${e.message})`; });
+
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); reject(new DOMException('aborted', 'AbortError')); }, { once: true });
+});
+
+const stemOf = (name) => (name.replace(/\.[^.]*$/, '') || 'image');
+const sizeText = (w, h) => `${w} x ${h}`;
+
+function retryAfterSeconds(res) {
+  const h = res.headers.get('Retry-After');
+  let s = Number(h);
+  if (h && !Number.isFinite(s)) s = (Date.parse(h) - Date.now()) / 1000;
+  return Math.min(60, Math.max(1, Math.ceil(Number.isFinite(s) ? s : 2)));
+}
+
+async function errorMessage(res) {
+  let msg = '';
+  try {
+    const j = await res.json();
+    msg = j && j.error ? String(j.error) : '';
+  } catch { /* not JSON */ }
+  return msg || `server error: HTTP ${res.status} ${res.statusText}`.trim();
+}
+
+// ---- card state helpers ----
+
+function setStatus(card, text) {
+  $('.status', card).textContent = text;
+  $('.stage', card).dataset.hint = text;
+}
+
+function setState(card, state, text = '') {
+  card.dataset.state = state;
+  setStatus(card, text);
+  if (state !== 'error') showError(card, '');
+}
+
+function showError(card, msg) {
+  const el = $('.error', card);
+  el.textContent = msg;
+  el.hidden = !msg;
+}
+
+function fail(card, msg) {
+  setState(card, 'error');
+  showError(card, msg);
+}
+
+function setCompare(card, value) {
+  const v = Math.min(100, Math.max(0, Number(value)));
+  $('.compare', card).value = String(v);
+  $('.stage', card).style.setProperty('--pos', `${v}%`);
+}
+
+// ---- the request ----
+
+async function colorize(card) {
+  const st = card.st;
+  const seq = ++st.seq;
+  if (st.ctrl) st.ctrl.abort();
+  const ctrl = (st.ctrl = new AbortController());
+  const fmt = $('.format', card).value;
+  const viv = $('.vividness', card).value;
+  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}`;
+  const stale = () => seq !== st.seq;
+  setState(card, 'working', st.outUrl ? 'updating…' : 'colorizing…');
+  try {
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      try {
+        res = await fetch(url, {
+          method: 'POST',
+          body: st.file,
+          headers: { 'Content-Type': st.file.type || 'application/octet-stream' },
+          signal: ctrl.signal,
+        });
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw new Error(`network error: ${e.message}`);
+      }
+      if (stale()) return;
+      if (res.status === 503 && attempt < MAX_RETRIES) {
+        const wait = retryAfterSeconds(res);
+        setStatus(card, `server busy, retrying in ${wait} s (${attempt + 1}/${MAX_RETRIES})`);
+        await sleep(wait * 1000, ctrl.signal);
+        if (stale()) return;
+        setStatus(card, st.outUrl ? 'updating…' : 'colorizing…');
+        continue;
+      }
+      if (!res.ok) throw new Error(await errorMessage(res));
+      let blob;
+      try { blob = await res.blob(); } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw new Error(`network error: ${e.message}`);
+      }
+      if (stale()) return;
+      await showOutput(card, blob, fmt, stale);
+      return;
+    }
+  } catch (e) {
+    if (stale() || e.name === 'AbortError') return;
+    fail(card, e.message || String(e));
+  }
+}
+
+async function showOutput(card, blob, fmt, stale) {
+  const st = card.st;
+  const url = URL.createObjectURL(blob);
+  const probe = new Image();
+  probe.src = url;
+  try { await probe.decode(); } catch {
+    URL.revokeObjectURL(url);
+    if (!stale()) fail(card, 'the server sent an image the browser cannot display');
+    return;
+  }
+  if (stale()) { URL.revokeObjectURL(url); return; }
+  const old = st.outUrl;
+  st.outUrl = url;
+  const img = $('.colorized', card);
+  img.src = url;
+  if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
+  const stage = $('.stage', card);
+  stage.classList.add('has-output');
+  if (stage.classList.contains('no-preview')) $('.dims', card).textContent = sizeText(probe.naturalWidth, probe.naturalHeight);
+  const ext = blob.type.includes('jpeg') || (!blob.type.includes('png') && fmt === 'jpeg') ? 'jpg' : 'png';
+  const a = $('.download', card);
+  a.href = url;
+  a.download = `${stemOf(st.file.name)}_colorized.${ext}`;
+  a.removeAttribute('aria-disabled');
+  setState(card, 'done');
+}
+
+// ---- building cards ----
+
+function makeCard(file) {
+  const card = $('#card-tpl').content.firstElementChild.cloneNode(true);
+  card.st = { file, seq: 0, ctrl: null, outUrl: null, inUrl: null, timer: 0 };
+  $('.name', card).textContent = file.name || 'pasted image';
+  $('.name', card).title = file.name || '';
+  $('.original', card).alt = `${file.name || 'photo'}, original shown in gray`;
+  $('.colorized', card).alt = `${file.name || 'photo'}, colorized`;
+
+  const fmtSel = $('.format', card);
+  for (const f of info.formats.filter((x) => x === 'png' || x === 'jpeg')) fmtSel.add(new Option(f.toUpperCase(), f));
+  if (!fmtSel.options.length) fmtSel.add(new Option('PNG', 'png'));
+
+  const viv = $('.vividness', card);
+  const vivOut = $('.viv-val', card);
+  viv.value = String(info.vividness);
+  vivOut.textContent = Number(viv.value).toFixed(2);
+  const onViv = () => {
+    vivOut.textContent = Number(viv.value).toFixed(2);
+    clearTimeout(card.st.timer);
+    card.st.timer = setTimeout(() => colorize(card), DEBOUNCE_MS);
+  };
+  viv.addEventListener('input', onViv);
+  viv.addEventListener('change', onViv);
+  fmtSel.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
+
+  const stage = $('.stage', card);
+  const compare = $('.compare', card);
+  compare.addEventListener('input', () => setCompare(card, compare.value));
+  const drag = (e) => {
+    const r = stage.getBoundingClientRect();
+    if (r.width) setCompare(card, Math.round(((e.clientX - r.left) / r.width) * 100));
+  };
+  stage.addEventListener('pointerdown', (e) => {
+    if (!stage.classList.contains('has-output') || e.button !== 0) return;
+    stage.setPointerCapture(e.pointerId);
+    drag(e);
+  });
+  stage.addEventListener('pointermove', (e) => { if (stage.hasPointerCapture(e.pointerId)) drag(e); });
+  setCompare(card, compare.value);
+
+  $('.remove', card).addEventListener('click', () => {
+    const st = card.st;
+    st.seq++;
+    clearTimeout(st.timer);
+    if (st.ctrl) st.ctrl.abort();
+    if (st.inUrl) URL.revokeObjectURL(st.inUrl);
+    if (st.outUrl) URL.revokeObjectURL(st.outUrl);
+    card.remove();
+  });
+  return card;
+}
+
+async function addFile(file) {
+  await infoReady;
+  const card = makeCard(file);
+  $('#results').prepend(card);
+  setState(card, 'working', 'reading…');
+
+  const reject = (msg) => { card.classList.add('rejected'); fail(card, msg); };
+  if (file.type && !file.type.startsWith('image/')) return reject(`not an image file (${file.type})`);
+  if (file.size > info.max_upload_mb * MB) {
+    return reject(`file is ${(file.size / MB).toFixed(1)} MB, over the ${info.max_upload_mb} MB upload limit`);
+  }
+
+  const st = card.st;
+  const orig = $('.original', card);
+  st.inUrl = URL.createObjectURL(file);
+  orig.src = st.inUrl;
+  try {
+    await orig.decode();
+    const w = orig.naturalWidth, h = orig.naturalHeight;
+    $('.dims', card).textContent = sizeText(w, h);
+    if (info.max_pixels && w * h > info.max_pixels) {
+      return reject(`image is ${sizeText(w, h)} (${(w * h / 1e6).toFixed(1)} megapixels), over the ${(info.max_pixels / 1e6).toFixed(1)} megapixel limit`);
+    }
+  } catch {
+    // The browser cannot show this format (e.g. TIFF); the server may still read it.
+    $('.stage', card).classList.add('no-preview');
+  }
+  if (card.isConnected) colorize(card);
+}
+
+function addFiles(list) {
+  for (const f of Array.from(list || [])) addFile(f);
+}
+
+// ---- input: picker, drag and drop anywhere on the page, paste ----
+
+const input = $('#files');
+const drop = $('#drop');
+input.addEventListener('change', () => { addFiles(input.files); input.value = ''; });
+
+const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+document.addEventListener('dragover', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+  drop.classList.add('over');
+});
+document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) drop.classList.remove('over'); });
+document.addEventListener('drop', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  drop.classList.remove('over');
+  addFiles(e.dataTransfer.files);
+});
+document.addEventListener('paste', (e) => {
+  const files = e.clipboardData ? Array.from(e.clipboardData.files || []) : [];
+  if (files.length) { e.preventDefault(); addFiles(files); }
+});
