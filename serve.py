@@ -52,13 +52,14 @@ def main(argv=None) -> int:
     try:
         import_tensorflow_quietly()
         from colorgan.inference import Colorizer
-        from colorgan.serve import ColorizerBackend, SavedModelBackend
+        from colorgan.serve import ColorizerBackend, SavedModelBackend, warm_up
 
         if args.saved_model:
             backend = SavedModelBackend(args.saved_model)
         else:
             colorizer = Colorizer.load(args.run, vividness=args.vividness)
             backend = ColorizerBackend(colorizer, args.run or "shipped weights")
+        warm_up(backend)
         limits = Limits(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size,
                         timeout_s=args.timeout, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels)
         host, port = sock.getsockname()[:2]

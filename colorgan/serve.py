@@ -125,6 +125,16 @@ class SavedModelBackend:
         return to_uint8(result.astype(np.float32) / 255.0, alpha)
 
 
+def warm_up(backend) -> None:
+    """Run a few small photos through every step once, so the first real request does not pay for tracing
+    the network and the recombination (about 2 s on a CPU)."""
+    photos = [np.zeros(shape, np.uint8) for shape in ((32, 64), (64, 32), (64, 64), (60, 60))]
+    jobs = [backend.prepare(photo, None)[1] for photo in photos]
+    for batch in ([jobs[0]], [jobs[1]], [jobs[2], jobs[3]]):  # sizes and batch sizes vary, as requests will
+        for job, result in zip(batch, backend.run(batch)):
+            backend.finish(job, result)
+
+
 # ---- reading requests -------------------------------------------------------------------------------------
 # ---- the app ----------------------------------------------------------------------------------------------
 class Service:

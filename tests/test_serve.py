@@ -184,6 +184,22 @@ def test_image_kinds_handled_as_colorize_py(client, photo, kind):
         assert out.shape[-1] == 4 and np.all(out[..., 3] == alpha)
 
 
+def test_warm_up_leaves_nothing_to_trace_for_requests(colorizer, photo):
+    from colorgan import Colorizer
+    from colorgan.serve import warm_up
+    fresh = Colorizer(colorizer.generator, colorizer.color_space, colorizer.render_size, colorizer.vividness)
+    backend = ColorizerBackend(fresh, "fresh")
+    warm_up(backend)
+    functions = (fresh._prepare_fn, fresh._predict_fn, fresh._finish_fn)
+    traced = [f.experimental_get_tracing_count() for f in functions]
+    prepared = [backend.prepare(image, 1.5) for image in (photo[1], photo[1][::2, ::2], photo[1][:, :, 0])]
+    assert len({key for key, _ in prepared}) == 1  # one working size: one batch, as the batcher would make
+    jobs = [job for _, job in prepared]
+    for job, result in zip(jobs, backend.run(jobs)):
+        assert backend.finish(job, result).ndim == 3
+    assert [f.experimental_get_tracing_count() for f in functions] == traced
+
+
 # ---- other routes ---------------------------------------------------------------------------------------------
 def test_page_and_its_files(client):
     page = client.get("/")
