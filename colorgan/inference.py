@@ -178,10 +178,14 @@ class Prepared(NamedTuple):
 
 def to_uint8(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """RGB [H, W, 3] float in [0, 1] (+ the input's alpha, any dtype) -> uint8 RGB or RGBA."""
-    out = np.round(rgb * 255.0).astype(np.uint8)
+    return with_alpha(np.round(rgb * 255.0).astype(np.uint8), alpha)
+
+
+def with_alpha(rgb8: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """uint8 RGB [H, W, 3] + the input's alpha (any dtype, or None) -> uint8 RGBA (or the RGB as it is)."""
     if alpha is None:
-        return out
+        return rgb8
     if alpha.dtype != np.uint8:
         alpha = np.round(alpha.astype(np.float64) / np.iinfo(alpha.dtype).max * 255
                          if np.issubdtype(alpha.dtype, np.integer) else alpha * 255).astype(np.uint8)
-    return np.concatenate([out, alpha], axis=-1)
+    return np.concatenate([rgb8, alpha], axis=-1)

@@ -118,11 +118,8 @@ class SavedModelBackend:
         return list(out["colorized"].numpy())
 
     def finish(self, job, result) -> np.ndarray:
-        alpha = job[1]
-        if alpha is None:
-            return result
-        from .inference import to_uint8
-        return to_uint8(result.astype(np.float32) / 255.0, alpha)
+        from .inference import with_alpha
+        return with_alpha(result, job[1])
 
 
 def warm_up(backend) -> None:
