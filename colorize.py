@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Colorize photos at full resolution: python colorize.py --help"""
-from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging, vividness_type
 
 
 def main(argv=None) -> int:
@@ -14,7 +14,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="a generator .keras file instead of --run")
     parser.add_argument("--render-size", type=int,
                         help="longer side the network works at (default: the size it was trained at)")
-    parser.add_argument("--vividness", type=float,
+    parser.add_argument("--vividness", type=vividness_type,
                         help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
                              "(default: the model's, recorded in its config.json)")
     parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
@@ -22,8 +22,6 @@ def main(argv=None) -> int:
     setup_logging()
     if args.render_size is not None and args.render_size < 1:
         parser.error("--render-size must be at least 1")
-    if args.vividness is not None and not 0 < args.vividness < float("inf"):
-        parser.error("--vividness must be a positive number")
     import_tensorflow_quietly()
     from colorgan.colorize import colorize_paths
     from colorgan.errors import ColorganError

@@ -34,14 +34,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_vividness(text: str) -> list[float]:
+    from colorgan.config import check_vividness
     from colorgan.errors import ColorganError
+    values = [v for v in text.split(",") if v.strip()]
+    if not values:
+        raise ColorganError(f"--vividness: {text!r} is not a comma list of numbers")
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ColorganError(f"--vividness: {text!r} is not a comma list of numbers") from None
-    if not values or not all(0 < v < float("inf") for v in values):
-        raise ColorganError(f"--vividness: {text!r}: each value must be a positive number")
-    return values
+        return [check_vividness(v) for v in values]
+    except ColorganError as e:
+        raise ColorganError(f"--vividness: {e}") from None
 
 
 def main(argv=None) -> int:

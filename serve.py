@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Serve the colorizer: a web page and an HTTP API (TF Serving's REST API too): python serve.py --help"""
-from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging, vividness_type
 
 
 def main(argv=None) -> int:
@@ -15,7 +15,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run", help="a run directory from train.py (default: the shipped weights/)")
     parser.add_argument("--saved-model", metavar="DIR", help="an exported SavedModel (export.py's OUT or OUT/VERSION) "
                         "instead of --run: the artefact TF Serving would load")
-    parser.add_argument("--vividness", type=float, help="default vividness for requests that give none "
+    parser.add_argument("--vividness", type=vividness_type, help="default vividness for requests that give none "
                         "(default: the model's; not with --saved-model)")
     parser.add_argument("--max-batch", type=int, default=8, help="most photos per network call; 1: one at a time "
                         "(default: %(default)s)")
@@ -41,8 +41,6 @@ def main(argv=None) -> int:
             parser.error(f"--{flag.replace('_', '-')} must be a positive number")
     if not args.batch_wait_ms >= 0:
         parser.error("--batch-wait-ms must be 0 or more")
-    if args.vividness is not None and not 0 < args.vividness < float("inf"):
-        parser.error("--vividness must be a positive number")
     if args.saved_model and (args.run or args.vividness is not None):
         parser.error("--saved-model is the whole model: not with --run or --vividness")
     setup_logging()

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from .config import AUTO, Config, allows_auto, base_type, field_types, flag_name
+from .config import AUTO, Config, allows_auto, base_type, check_vividness, field_types, flag_name
 from .errors import ColorganError
 
 
@@ -109,6 +109,15 @@ def _flag_type(name: str):
             raise argparse.ArgumentTypeError(str(e)) from None
     convert.__name__ = name
     return convert
+
+
+
+def vividness_type(text: str) -> float:
+    """argparse type of the inference scripts' --vividness: the check every entry point shares."""
+    try:
+        return check_vividness(text)
+    except ColorganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, names=None, defaults: dict | None = None) -> None:

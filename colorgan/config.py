@@ -316,6 +316,20 @@ def field_problem(f: dataclasses.Field, value) -> str | None:
     return check(value) if check else None
 
 
+
+def check_vividness(value) -> float:
+    """A vividness given at inference (a flag, a query, a JSON number) as a float, by Config.vividness' own rule;
+    a ColorganError saying what is wrong otherwise. Every entry point checks it here."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ColorganError(f"vividness {value!r} is not a number") from None
+    problem = field_problem(next(f for f in dataclasses.fields(Config) if f.name == "vividness"), value)
+    if problem:
+        raise ColorganError(f"vividness {problem}")
+    return float(value)
+
 # ---- config.json versions ----------------------------------------------------------------------------
 # Schema 1 (files without "schema"): "auto" was written 0 in these fields and "" in run_name, and these
 # fields did not exist yet; the values below are what such runs trained with.

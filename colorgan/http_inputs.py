@@ -13,6 +13,9 @@ import numpy as np
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from .config import check_vividness
+from .errors import ColorganError
+
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
 
 
@@ -89,13 +92,15 @@ def query_options(request: Request, default_format: str = "png") -> tuple[str, f
     vividness = request.query_params.get("vividness")
     if vividness is None or vividness == "":
         return fmt, None
+    return fmt, vividness_of(vividness)
+
+
+def vividness_of(value: Any) -> float:
+    """A vividness from a request, checked as every entry point checks it (config.check_vividness)."""
     try:
-        value = float(vividness)
-    except ValueError:
-        raise HTTPError(400, f"vividness {vividness!r} is not a number") from None
-    if not 0 < value < math.inf:
-        raise HTTPError(400, f"vividness {vividness} is not a positive number")
-    return fmt, value
+        return check_vividness(value)
+    except ColorganError as e:
+        raise HTTPError(400, str(e)) from None
 
 
 def images_from_json(value: Any, max_pixels: int) -> np.ndarray:
@@ -153,9 +158,9 @@ def predict_request(body: Any, max_pixels: int) -> tuple[np.ndarray, float | Non
         v = inputs["vividness"]
         if isinstance(v, list) and len(v) == 1:
             v = v[0]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
-            raise HTTPError(400, f"vividness must be a positive number, got {json.dumps(v)[:40]}")
-        vividness = float(v)
+        if isinstance(v, str):  # a JSON number, not a string that reads as one
+            raise HTTPError(400, f"vividness must be a number, got {json.dumps(v)[:40]}")
+        vividness = vividness_of(v)
     return images_from_json(inputs["images"], max_pixels), vividness, signature, False
 
 

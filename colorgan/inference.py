@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from .color import gray_to_l, lab_to_rgb, rgb_to_gray
 from .chroma import predicted_ab
-from .config import AUTO, Config
+from .config import AUTO, Config, check_vividness
 from .errors import ColorganError
 from .models import input_multiple
 from .runs import SHIPPED_WEIGHTS, load_generator, model_files
@@ -139,10 +139,7 @@ class Colorizer:
 
     def check_vividness(self, vividness: float | None) -> np.float32:
         """The vividness to use (the model's default for None); a ColorganError if it is not a positive number."""
-        vividness = float(self.vividness if vividness is None else vividness)
-        if not 0 < vividness < float("inf"):
-            raise ColorganError(f"vividness {vividness} is not a positive number")
-        return np.float32(vividness)
+        return np.float32(check_vividness(self.vividness if vividness is None else vividness))
 
     # The same work in three steps, for a server that batches photos of different sizes together: only the
     # network needs a batch of one size, and photos of many sizes share a working size.

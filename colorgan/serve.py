@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import socket
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .batching import MicroBatcher, QueueFull
 from .http_inputs import (FORMATS, SIGNATURES, HTTPError, multipart_file, predict_request, query_options,
                           read_body)
+from .config import check_vividness
 from .errors import ColorganError, ImageTooLarge
 from .image_files import encode_image, read_image
 
@@ -99,8 +99,8 @@ class SavedModelBackend:
 
     def prepare(self, image: np.ndarray, vividness: float | None):
         from .inference import to_float_image
-        if vividness is not None and not 0 < vividness < math.inf:
-            raise ColorganError(f"vividness {vividness} is not a positive number")
+        if vividness is not None:
+            vividness = check_vividness(vividness)
         image, alpha = np.asarray(image), None
         if image.ndim == 2:
             image = image[..., None]
