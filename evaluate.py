@@ -29,6 +29,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="colorize at these vividness values (1: as trained, more: more saturated); several "
                              "values trace the frontier of PSNR over the gray photo against colourfulness, written "
                              "to frontier.png and frontier.csv; the table shows the first (default: each run's own)")
+    parser.add_argument("--size", type=int, help="score every run at this many px (default: each run's training "
+                                                 "size); each network still works at its own size, its colour "
+                                                 "resized to this one as colorize.py does a photo, so runs trained "
+                                                 "at different sizes share one gray baseline")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -59,6 +63,8 @@ def main(argv=None) -> int:
 
     if args.limit < 0 or args.samples < 1:
         raise ColorganError("--limit must be 0 or more and --samples at least 1")
+    if args.size is not None and args.size < 1:
+        raise ColorganError("--size must be at least 1")
     vividness = parse_vividness(args.vividness) if args.vividness else None
     if args.run and args.compare:
         raise ColorganError("give either --run or --compare")
@@ -80,7 +86,7 @@ def main(argv=None) -> int:
         images, description = images_for(run)
         first_images = first_images if first_images is not None else images
         result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
-                              vividness=vividness)
+                              vividness=vividness, size=args.size)
         result["data"] = description
         results.append(result)
         if not args.compare:
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
             else:
                 out = Path("reports") / run.name
             save_report(result, out, run, images, args.samples)
-            print(f"\n{run.name}: {result['images']} images of {description}, {run.config.image_size} px")
+            print(f"\n{run.name}: {result['images']} images of {description}, {result['image_size']} px")
             print_table(*metric_table(result["rows"]))
             written = "metrics.json, loss_curves.png, samples.png"
             if "frontier" in result:
@@ -102,14 +108,15 @@ def main(argv=None) -> int:
     if args.compare:
         out = Path(args.out or "reports/compare")
         header, body = write_comparison(out, results)
-        save_compare_grid(out / "samples.png", runs, first_images, args.samples)  # listed once, above
+        save_compare_grid(out / "samples.png", runs, first_images, args.samples, args.size)  # listed once, above
         save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
         if "frontier" in results[0]:
             save_frontier(out / "frontier.png", results)
             write_frontier_csv(out / "frontier.csv", results)
         sizes = {r.config.image_size for r in runs}
-        if len(sizes) > 1:
-            print(f"note: the runs were trained at different sizes {sorted(sizes)}; each is scored at its own")
+        if len(sizes) > 1 and not args.size:
+            print(f"note: the runs were trained at different sizes {sorted(sizes)}; each is scored at its own "
+                  f"(--size N scores all at N)")
         print(f"\n{results[0]['images']} images of {results[0]['data']}")
         print_table(header, body)
         print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png"

@@ -1,7 +1,10 @@
 """Evaluating trained runs: metrics over a whole evaluation split, sample grids, loss curves, comparisons.
 
 Every run is scored next to the "gray baseline", the colorizer that keeps the gray photo (ab = 0): a
-colorizer is worth something only where it beats it. Images are compared at the run's training size.
+colorizer is worth something only where it beats it. Images are compared at the run's training size, or at
+one size given for every run: each network then still works at its own size, and its ab is resized to that
+size and put beside the L there, as colorize.py does a photo (so runs trained at different sizes share one
+gray baseline and are scored on what a user would see).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from tqdm import tqdm
 from . import metrics
 from .classifier import DEFAULT_DIR as DEFAULT_CLASSIFIER_DIR
 from .classifier import FrozenClassifier
-from .chroma import decode
+from .chroma import decode, predicted_ab
 from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
 from .data import ImageSet, find_source
@@ -50,17 +53,28 @@ def eval_images(cfg: Config) -> tuple[ImageSet, str]:
 
 def colorize_examples(run: Run, examples, vividness=None) -> dict:
     """uint8 [N, S, S, 4] (RGB + gray) -> float RGB in [0, 1]: truth, gray baseline and the run's colorization,
-    under "model" at the run's vividness, or under ("model", v) for each v of `vividness` (the network runs once)."""
+    under "model" at the run's vividness, or under ("model", v) for each v of `vividness` (the network runs once).
+
+    At S other than the run's training size the network works at its own size and its ab is resized to S and
+    recombined with the L at S (inference.recombine, the Colorizer's way)."""
+    from .inference import model_input, recombine
+    from .models import input_multiple
     x = tf.cast(examples, tf.float32) / 255.0
     truth = x[..., :3]
     cs = run.config.color_space
     model_in, _ = to_model_io(truth, x[..., 3:], cs)
-    pred = run.generator(model_in, training=False)
     out = {TRUTH: truth, GRAY: gray_from_model_input(model_in, cs)}
-    if vividness is None:
-        out["model"] = from_model_io(model_in, decode(pred, cs, run.config.vividness), cs)
-    for v in vividness or ():
-        out[("model", v)] = from_model_io(model_in, decode(pred, cs, v), cs)
+    levels = [(name, run.config.vividness if name == "model" else name[1])
+              for name in (["model"] if vividness is None else [("model", v) for v in vividness])]
+    if examples.shape[1] == run.config.image_size:
+        pred = run.generator(model_in, training=False)
+        for name, v in levels:
+            out[name] = from_model_io(model_in, decode(pred, cs, v), cs)
+        return out
+    small = model_input(x[..., 3:], cs, run.config.image_size, input_multiple(run.generator))
+    pred = run.generator(small, training=False)
+    for name, v in levels:
+        out[name] = recombine(x[..., 3:], predicted_ab(pred, cs, v))
     return out
 
 
@@ -78,8 +92,9 @@ class _Accumulator:
 
 def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch_size: int = 100,
                  classifier: FrozenClassifier | None = None, progress: bool = True,
-                 vividness: list[float] | None = None) -> dict:
-    """Metrics of run and of the gray baseline over `images` (default: the run's evaluation split).
+                 vividness: list[float] | None = None, size: int | None = None) -> dict:
+    """Metrics of run and of the gray baseline over `images` (default: the run's evaluation split), at `size`
+    px (default: the run's training size).
 
     The run's row is at its own vividness (config.json), or at the first of `vividness`; with several
     values, result["frontier"] holds a row per value: how PSNR and colourfulness trade as colour grows.
@@ -94,7 +109,8 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     if classifier and labels is None:
         log.warning("semantic metrics skipped: the images are not in the classifier's class folders (%s)",
                     ", ".join(classifier.classes))
-    ds = images.examples(run.config.image_size).batch(batch_size)
+    size = size or run.config.image_size
+    ds = images.examples(size).batch(batch_size)
     acc, seen = _Accumulator(), 0
     bar = tqdm(ds, total=math.ceil(len(images) / batch_size), unit="batch", disable=not progress,
                desc=f"evaluating {run.name}")
@@ -127,7 +143,7 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
 
     rows = {run.name: row_of(models[0]), GRAY: row_of(GRAY), TRUTH: row_of(TRUTH)}
     result = {"run": str(run.directory), "data": description or "given images", "images": seen,
-              "image_size": run.config.image_size, "model": run.config.model, "vividness": levels[0], "rows": rows,
+              "image_size": size, "working_size": run.config.image_size, "model": run.config.model, "vividness": levels[0], "rows": rows,
               "notes": [f"psnr: per image, capped at {PSNR_CAP_DB:.0f} dB, then averaged", "ssim, psnr: RGB in [0, 1]",
                         "auc: ab within t of the truth, t = 0..150 (Zhang et al. 2016)"]}
     if len(levels) > 1:
@@ -291,6 +307,7 @@ def save_loss_curves(path: Path, run_dirs) -> None:
 
 
 def save_report(result: dict, out_dir: Path, run: Run, images: ImageSet | None, samples: int = 8) -> None:
+    """metrics.json, loss curves and a sample grid (at the size the result was scored at) in out_dir."""
     from .viz import save_image_grid
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
@@ -298,15 +315,16 @@ def save_report(result: dict, out_dir: Path, run: Run, images: ImageSet | None, 
     if images is None:
         images, _ = eval_images(run.config)
     v = result.get("vividness", run.config.vividness)
-    out = colorize_examples(run, sample_examples(images, run.config.image_size, samples), [v])
+    out = colorize_examples(run, sample_examples(images, result.get("image_size", run.config.image_size), samples), [v])
     out["model"] = out[("model", v)]
     save_image_grid(out_dir / "samples.png", {"gray": out[GRAY].numpy(), "truth": out[TRUTH].numpy(),
                                               "colorized": out["model"].numpy()}, title=run.name)
 
 
-def save_compare_grid(path: Path, runs: list[Run], images: ImageSet, samples: int = 8) -> None:
+def save_compare_grid(path: Path, runs: list[Run], images: ImageSet, samples: int = 8, size: int | None = None) -> None:
+    """gray | truth | each run, on the same images at `size` px (default: the first run's training size)."""
     from .viz import save_image_grid
-    size = runs[0].config.image_size
+    size = size or runs[0].config.image_size
     examples = sample_examples(images, size, samples)
     first = colorize_examples(runs[0], examples)
     columns = {"gray": first[GRAY].numpy(), "truth": first[TRUTH].numpy()}

@@ -10,7 +10,7 @@ from colorgan import evaluation, models, trainers, training
 from colorgan.classifier import FrozenClassifier, train_classifier
 from colorgan.config import Config
 from colorgan.models import Autoencoder
-from colorgan.runs import Run
+from colorgan.runs import Run, load_run
 from colorgan.sweep import parse_grid
 from colorgan.errors import ColorganError
 from conftest import ROOT, SAMPLE, tiny_config
@@ -128,6 +128,37 @@ def test_compare_two_runs(two_runs, tmp_path):
     assert rows[0].startswith("run,psnr") and len(rows) == 5
     assert (folder / "samples.png").stat().st_size > 0 and (folder / "loss_curves.png").stat().st_size > 0
 
+
+
+def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs, tmp_path):
+    run = load_run(two_runs[1])
+    seen = []
+    generator = run.generator
+    run.generator = lambda x, training: seen.append(tuple(x.shape[1:3])) or generator(x, training=training)
+    rng = np.random.default_rng(0)
+    examples = tf.constant(rng.integers(0, 256, (3, 64, 64, 4)), tf.uint8)
+    out = evaluation.colorize_examples(run, examples, [1.0, 2.0])
+    assert seen == [(32, 32)]  # the network ran once, at its training size
+    assert out[("model", 1.0)].shape == out[evaluation.TRUTH].shape == (3, 64, 64, 3)
+    # the luminance at 64 px is the gray photo's (the gray baseline's), whatever the colour added
+    from colorgan.color import rgb_to_lab
+    for name in (("model", 1.0), ("model", 2.0)):
+        np.testing.assert_allclose(rgb_to_lab(out[name])[..., 0], rgb_to_lab(out[evaluation.GRAY])[..., 0], atol=0.5)
+    chroma = [float(tf.reduce_mean(tf.norm(rgb_to_lab(out[("model", v)])[..., 1:], axis=-1))) for v in (1.0, 2.0)]
+    assert chroma[1] > chroma[0] > 0
+    # one gray baseline for runs trained at different sizes, and the sample grid at that size
+    out = run_evaluate("--compare", *map(str, two_runs), "--size", "48", "--limit", "6", "--out", str(tmp_path / "c"),
+                       cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert [(r["image_size"], r["working_size"]) for r in results] == [(48, 32), (48, 32)]
+    assert results[0]["rows"]["gray baseline"] == results[1]["rows"]["gray baseline"]
+    own = run_evaluate("--run", str(two_runs[1]), "--limit", "6", "--out", str(tmp_path / "own"), cwd=tmp_path)
+    assert own.returncode == 0, own.stderr
+    at_32 = json.loads((tmp_path / "own" / "metrics.json").read_text())["rows"]["gray baseline"]["psnr"]
+    assert results[0]["rows"]["gray baseline"]["psnr"] != at_32  # scored at 48 px, not at the runs' 32
+    bad = run_evaluate("--run", str(two_runs[1]), "--size", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "--size" in bad.stderr and "Traceback" not in bad.stderr
 
 def test_evaluate_bad_input(tmp_path):
     out = run_evaluate("--run", str(tmp_path / "missing"), cwd=tmp_path)
