@@ -22,6 +22,7 @@ from .chroma import predicted_ab
 from .config import AUTO, Config, check_vividness
 from .errors import ColorganError
 from .models import input_multiple
+from .runtime import inference_in_float32
 from .runs import SHIPPED_WEIGHTS, load_generator, model_files
 
 DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
@@ -122,7 +123,7 @@ class Colorizer:
             hint = " (no trained weights shipped here: give --run or --model)" if path == DEFAULT_WEIGHTS else ""
             raise ColorganError(f"{model_file}: no such model{hint}")
         cfg = Config.load(config_file) if config_file.exists() else None
-        generator = load_generator(model_file)
+        generator = load_generator(model_file, float32=inference_in_float32())
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
         return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
                    vividness if vividness is not None else cfg.vividness if cfg else 1.0)

@@ -14,10 +14,12 @@ run killed at any moment resumes from the last completed epoch.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from .atomic import atomic_save, temp_files
 from .config import Config, flag_name
 from .errors import ColorganError
 from .losses import ALL_LOSS_NAMES
+from .runtime import inference_in_float32
 
 log = logging.getLogger("colorgan")
 
@@ -227,20 +230,42 @@ def init_generator(generator: keras.Model, cfg: Config) -> None:
     log.info("generator started from %s", model_file)
 
 
-def load_generator(path: Path) -> keras.Model:
-    """A saved generator (.keras); it needs no project code to load."""
+def load_generator(path: Path, float32: bool = False) -> keras.Model:
+    """A saved generator (.keras); it needs no project code to load.
+
+    float32: a generator saved with bfloat16 layers is built with float32 ones instead and the same weights
+    loaded into it (bfloat16 values are exact in float32): for CPUs that emulate bfloat16 arithmetic.
+    """
     if not path.exists():
         raise ColorganError(f"{path}: no generator saved (has the run finished an epoch?)")
     try:
+        if float32:
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+            if "bfloat16" in json.dumps(config):
+                model = keras.saving.deserialize_keras_object(_float32_policies(config))
+                model.load_weights(path)
+                return model
         return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise ColorganError(f"{path}: cannot load the model ({e})") from None
+
+
+def _float32_policies(config):
+    """A Keras model config with every layer's dtype policy (bfloat16, mixed_bfloat16, ...) made float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return "float32"
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    return config
 
 
 def load_run(directory: str | os.PathLike) -> Run:
     directory = Path(directory)
     cfg = load_run_config(directory)
-    return Run(directory, cfg, load_generator(directory / "generator.keras"))
+    return Run(directory, cfg, load_generator(directory / "generator.keras", float32=inference_in_float32()))
 
 
 def find_runs(checkpoint_dir: str | os.PathLike = "checkpoints") -> list[Path]:

@@ -23,15 +23,24 @@ def default_xla() -> str:
     return "on" if has_gpu() else "off"
 
 
-def default_precision() -> str:
-    """bf16 where the CPU computes bfloat16 natively (AMX or AVX-512 BF16) and no GPU is visible."""
+def cpu_computes_bfloat16() -> bool:
+    """Whether the CPU has bfloat16 arithmetic (AMX or AVX-512 BF16); elsewhere TensorFlow emulates it, slowly."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "fp32"
-    if "amx_bf16" not in flags and "avx512_bf16" not in flags:
-        return "fp32"
-    return "fp32" if has_gpu() else "bf16"
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def default_precision() -> str:
+    """bf16 where the CPU computes bfloat16 natively and no GPU is visible."""
+    return "bf16" if cpu_computes_bfloat16() and not has_gpu() else "fp32"
+
+
+def inference_in_float32() -> bool:
+    """Whether a model saved in bfloat16 should run in float32 here: on CPUs without bfloat16 arithmetic it
+    is about twice as fast (a 128 px working size: 89 against 186 ms a 768x512 photo, on an AMD EPYC)."""
+    return not cpu_computes_bfloat16() and not has_gpu()
 
 
 @contextlib.contextmanager

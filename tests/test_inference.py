@@ -189,3 +189,34 @@ def test_saved_model_cli_shows_the_serving_signature(exported):
                          timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "serving_default" in cli.stdout and "colorized" in cli.stdout
+
+
+def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, monkeypatch):
+    """Shipped weights are stored in bfloat16; where the CPU has no bfloat16 arithmetic they run in float32."""
+    import keras
+    from colorgan import inference
+    from colorgan.keras_compat import walk_layers
+    from colorgan.models import build_models
+    from colorgan.runs import load_generator
+    generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16"))
+    generator.save(tmp_path / "generator.keras")
+    tiny_config(model="unet-l1", precision="bf16", image_size=32).save(tmp_path / "config.json")
+    as_saved = load_generator(tmp_path / "generator.keras")
+    as_float32 = load_generator(tmp_path / "generator.keras", float32=True)
+    assert {w.dtype for w in as_saved.weights} == {"float32"}  # mixed: float32 variables, bfloat16 compute
+    assert "bfloat16" in {layer.dtype_policy.compute_dtype for layer in walk_layers(as_saved)}
+    assert {layer.dtype_policy.compute_dtype for layer in walk_layers(as_float32)} == {"float32"}
+    for a, b in zip(as_saved.weights, as_float32.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype("float32")
+    bf16_out = keras.ops.convert_to_numpy(keras.ops.cast(as_saved(x, training=False), "float32"))
+    f32_out = keras.ops.convert_to_numpy(as_float32(x, training=False))
+    assert f32_out.dtype == np.float32 and np.abs(f32_out - bf16_out).max() < 0.05
+    # The Colorizer asks for float32 exactly where the CPU would emulate bfloat16
+    for emulated in (True, False):
+        monkeypatch.setattr(inference, "inference_in_float32", lambda: emulated)
+        policies = {layer.dtype_policy.compute_dtype for layer in walk_layers(Colorizer.load(tmp_path).generator)}
+        assert ("bfloat16" in policies) != emulated
+    fp32_model, _ = build_models(tiny_config(model="unet-l1", precision="fp32"))
+    fp32_model.save(tmp_path / "fp32.keras")
+    assert len(load_generator(tmp_path / "fp32.keras", float32=True).weights) == len(fp32_model.weights)

@@ -37,6 +37,13 @@ def luma(rgb):
     return rgb[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114]
 
 
+def shipped_vividness() -> float:
+    """The shipped model's default vividness, as its config.json records it."""
+    from colorgan.config import Config
+    from colorgan.runs import SHIPPED_WEIGHTS
+    return Config.load(SHIPPED_WEIGHTS / "config.json").vividness
+
+
 @pytest.fixture(scope="module")
 def colorizer():
     from colorgan import Colorizer
@@ -227,7 +234,7 @@ def test_unknown_route_and_wrong_method(client):
 def test_health_info_and_model_status(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/v1/info").json()
-    assert info["vividness"] == pytest.approx(1.35) and info["max_pixels"] == 4_000_000
+    assert info["vividness"] == pytest.approx(shipped_vividness()) and info["max_pixels"] == 4_000_000
     status = client.get("/v1/models/colorgan").json()["model_version_status"][0]
     assert status["state"] == "AVAILABLE" and status["status"]["error_code"] == "OK"
     assert client.get("/v1/models/colorgan/versions/1").status_code == 200
@@ -285,7 +292,7 @@ def test_saved_model_backend_serves_the_same_body(photo, saved_model):
     with fastapi_testclient.TestClient(app) as c:
         served = np.array(c.post("/v1/models/colorgan:predict", json={"instances": images.tolist()})
                           .json()["predictions"])
-        assert c.get("/v1/info").json()["vividness"] == pytest.approx(1.35)  # recorded beside the export
+        assert c.get("/v1/info").json()["vividness"] == pytest.approx(shipped_vividness())  # recorded beside the export
         assert c.post("/v1/colorize", content=photo[0]).status_code == 200
     import tensorflow as tf
     direct = saved_model[1].signatures["serving_default"](images=tf.constant(images))["colorized"].numpy()
