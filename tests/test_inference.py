@@ -197,7 +197,7 @@ def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, 
     from colorgan import inference
     from colorgan.keras_compat import walk_layers
     from colorgan.models import build_models
-    from colorgan.runs import load_generator
+    from colorgan.runs import load_generator, save_in_bfloat16
     generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16"))
     generator.save(tmp_path / "generator.keras")
     tiny_config(model="unet-l1", precision="bf16", image_size=32).save(tmp_path / "config.json")
@@ -220,3 +220,13 @@ def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, 
     fp32_model, _ = build_models(tiny_config(model="unet-l1", precision="fp32"))
     fp32_model.save(tmp_path / "fp32.keras")
     assert len(load_generator(tmp_path / "fp32.keras", float32=True).weights) == len(fp32_model.weights)
+    # how weights/ is made: a bfloat16 copy (weights too: half the file) that loads back in float32
+    save_in_bfloat16(tmp_path / "fp32.keras", tmp_path / "bf16.keras")
+    shipped = load_generator(tmp_path / "bf16.keras")
+    assert {w.dtype for w in shipped.weights} == {"bfloat16"}
+    assert (tmp_path / "bf16.keras").stat().st_size < 0.6 * (tmp_path / "fp32.keras").stat().st_size
+    back = load_generator(tmp_path / "bf16.keras", float32=True)
+    assert {w.dtype for w in back.weights} == {"float32"}
+    for a, b in zip(fp32_model.weights, back.weights):
+        a, b = keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
+        np.testing.assert_allclose(b, a, rtol=2 ** -8, atol=1e-30)  # bfloat16's 8 bits of precision
