@@ -6,7 +6,6 @@ Every problem is an HTTPError: a status and one line for the client.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np

@@ -38,8 +38,8 @@ def default_precision() -> str:
 
 
 def inference_in_float32() -> bool:
-    """Whether a model saved in bfloat16 should run in float32 here: on CPUs without bfloat16 arithmetic it
-    is about twice as fast (a 128 px working size: 89 against 186 ms a 768x512 photo, on an AMD EPYC)."""
+    """Whether a model saved in bfloat16 should run in float32 here: a CPU without bfloat16 arithmetic
+    emulates it, slower than float32 (docs/speed.md has the figures)."""
     return not cpu_computes_bfloat16() and not has_gpu()
 
 
