@@ -54,6 +54,18 @@ def _unet_size(value: int) -> str | None:
     return None
 
 
+def _effnet_size(value: int) -> str | None:
+    # The EfficientNet encoder stops at stride 32, so any multiple of 32 divides evenly down and back up.
+    if value < 32 or value % 32:
+        return f"{value}: the effnet-lite0 encoder downsamples 32 times; use a multiple of 32"
+    return None
+
+
+def _image_size_problem(value: int) -> str | None:
+    """The smallest check that holds for every generator; the generator's own rule is checked with it."""
+    return None if value >= 16 else f"{value} is less than 16"
+
+
 def _plain_name(value: str) -> str | None:
     if os.sep in value or value in (".", ".."):
         return f"{value!r} must be a plain name, not a path"
@@ -84,8 +96,9 @@ class Config:
     more_data: list[str] = _opt([], "comma list of more data folders to train on together with --data (each split "
                                     "as it would be alone; list one twice to draw from it twice as often)")
     classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)")
-    image_size: int | Auto = _opt(AUTO, "training size in pixels, a power of two (auto: 32 for CIFAR-10-sized "
-                                        "data, 256 otherwise)", check=_unet_size)
+    image_size: int | Auto = _opt(AUTO, "training size in pixels: a power of two for the U-Net, a multiple of 32 "
+                                        "for effnet-lite0 (auto: 32 for CIFAR-10-sized data, 256 otherwise)",
+                                  check=_image_size_problem)
     color_space: str = _opt("lab", "lab: predict ab from L; rgb: predict RGB from gray", COLOR_SPACES)
     val_split: float = _opt(0.1, "validation fraction for data without its own test split", interval="[0, 1)")
     jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
@@ -211,8 +224,10 @@ class Config:
                              "gradient penalty; use --d-norm instance, group or none")
         if self.freeze_encoder_epochs and self.generator != "effnet-lite0":
             yield "freeze_encoder_epochs", f"applies to --generator effnet-lite0 (a pretrained encoder), not {self.generator}"
-        if self.generator == "effnet-lite0" and self.image_size != AUTO and self.image_size < 32:
-            yield "image_size", f"{self.image_size}: the effnet-lite0 encoder downsamples 32 times; use 32 or more"
+        if self.image_size != AUTO:
+            problem = (_effnet_size if self.generator == "effnet-lite0" else _unet_size)(self.image_size)
+            if problem:
+                yield "image_size", problem
         if self.ab_loss == "classification" and self.color_space != "lab":
             yield "ab_loss", "classification predicts ab bins: it needs --color-space lab"
         if self.ab_loss == "classification" and self.loss != "l1":
@@ -222,7 +237,8 @@ class Config:
 
     # ---- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA_VERSION, **dataclasses.asdict(self)}
+        from . import __version__
+        return {"schema": SCHEMA_VERSION, "colorgan_version": __version__, **dataclasses.asdict(self)}
 
     def save(self, path: str | os.PathLike) -> None:
         from .atomic import atomic_write_text
@@ -231,6 +247,7 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
         values = migrate(values)
+        values.pop("colorgan_version", None)  # which colorgan wrote the file: a record, like "schema", not a field
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

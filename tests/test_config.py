@@ -21,6 +21,17 @@ def test_resolved_fills_auto_values():
     assert Config().resolved(32).precision in ("fp32", "bf16")
 
 
+def test_each_generator_takes_the_sizes_its_strides_divide():
+    # The U-Net halves down to 1x1 (powers of two); the EfficientNet encoder stops at stride 32.
+    Config(image_size=128).validate()
+    Config(model="unet-l1", generator="effnet-lite0", image_size=160).validate()
+    Config(model="unet-l1", generator="effnet-lite0", image_size=224).validate()
+    with pytest.raises(ColorganError, match="not a power of two"):
+        Config(image_size=160).validate()
+    with pytest.raises(ColorganError, match="multiple of 32"):
+        Config(model="unet-l1", generator="effnet-lite0", image_size=144).validate()
+
+
 def test_unet_depth_follows_size():
     assert [unet_depth(s) for s in (16, 32, 64, 256, 512)] == [4, 5, 6, 8, 8]
 
@@ -30,6 +41,7 @@ def test_unet_depth_follows_size():
     (dict(lr=0.0), "--lr"), (dict(beta1=1.0), "--beta1"), (dict(val_split=-0.1), "--val-split"),
     (dict(epochs=0), "--epochs"), (dict(color_space="hsv"), "--color-space"), (dict(lambda_l1=-1), "--lambda-l1"),
     (dict(run_name="a/b"), "--run-name"), (dict(precision="fp8"), "--precision"),
+    (dict(generator="effnet-lite0", model="unet-l1", image_size=144), "--image-size"),
 ])
 def test_invalid_values_are_rejected_naming_the_flag(change, flag):
     with pytest.raises(ColorganError, match=flag):
