@@ -1,36 +1,7 @@
 #!/usr/bin/env python
-"""Export a trained colorizer as a SavedModel for TF Serving: python export.py --help"""
-from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
-
-
-def main(argv=None) -> int:
-    parser = OneLineErrorParser(prog="export.py", description="Write a SavedModel in TF Serving's layout "
-                                "(OUT/VERSION/) whose serving_default signature maps uint8 images [N, H, W, 1 or 3] "
-                                "of any size to uint8 RGB of the same size.")
-    parser.add_argument("--run", help="run directory (default: the shipped weights/)")
-    parser.add_argument("--model", help="a generator .keras file instead of --run")
-    parser.add_argument("--out", default="exported/colorgan", help="default: %(default)s")
-    parser.add_argument("--version", type=int, default=1, help="model version folder (default: %(default)s)")
-    parser.add_argument("--render-size", type=int, help="working size of the network (default: its training size)")
-    parser.add_argument("--vividness", type=float, help="serving_default's vividness (default: the model's)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    import_tensorflow_quietly()
-    from colorgan.errors import ColorganError
-    from colorgan.export import export_saved_model
-    from colorgan.inference import Colorizer
-
-    if args.run and args.model:
-        raise ColorganError("give --run or --model, not both")
-    if args.vividness is not None and not 0 < args.vividness < float("inf"):
-        raise ColorganError("--vividness must be a positive number")
-    if args.version < 1:
-        raise ColorganError("--version must be 1 or more")
-    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
-    target = export_saved_model(colorizer, args.out, args.version)
-    print(f"written: {target} (inspect it with: saved_model_cli show --dir {target} --all)")
-    return 0
-
+"""Export a trained colorizer as a SavedModel for TF Serving: python export.py --help (= `colorgan export`)"""
+from colorgan.cli import run_main
+from colorgan.commands.export import PROG, main, parse_args  # noqa: F401  (parse_args, main: importable here)
 
 if __name__ == "__main__":
-    run_main("export.py", main)
+    run_main(PROG, main)

@@ -8,6 +8,8 @@ load TensorFlow.
 """
 import importlib
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it, `colorgan --version` shows it, config.json records it
+
 _EXPORTS = {
     "Config": "config", "ColorganError": "errors", "Colorizer": "inference",
     "Generator": "models", "Discriminator": "models", "Autoencoder": "models", "build_models": "models",

@@ -33,8 +33,11 @@ BENCH_FIELDS = ("data", "classes", "image_size", "batch_size", "precision", "xla
 BENCH_DEFAULTS = dict(image_size=32, batch_size=64, precision="fp32")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = OneLineErrorParser(prog="python -m colorgan.bench", description=__doc__,
+PROG = "python -m colorgan.bench"  # `colorgan bench` passes its own name
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = OneLineErrorParser(prog=prog, description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, names=BENCH_FIELDS, defaults=BENCH_DEFAULTS)
     p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
@@ -160,8 +163,8 @@ def run_peer(args, cfg: Config) -> dict:
     return json.loads(lines[-1])
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv=None, prog: str = PROG) -> int:
+    args = _parser(prog).parse_args(argv)
     setup_logging()
     if args.steps < 1 or args.warmup < 0:
         raise ColorganError("--steps must be at least 1 and --warmup 0 or more")
@@ -191,4 +194,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main("python -m colorgan.bench", main)
+    run_main(PROG, main)

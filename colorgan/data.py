@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .bundled import DATA_DIR, PROJECT_ROOT
 from .config import Config
 from .errors import ColorganError
 from .image_files import READABLE, ImageInfo, inspect_image
@@ -31,7 +32,6 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 SCAN_THREADS = 4  # Pillow releases the GIL while decoding (small files are bound by Python, big ones gain)
 SHOW_SKIPPED = 10  # warnings printed one per file; the rest are counted (all in the run's skipped.txt)
 GRAY_REASON = "grayscale (no colour to learn from)"
-PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 class ImageSet(abc.ABC):
@@ -177,9 +177,16 @@ class DataSource:
 
 # ---- finding files --------------------------------------------------------------------------------
 def resolve_data_path(name: str) -> Path | None:
-    """`name` as given, else under ./data/, else under the project's data/ folder, else from the project's root
-    (so a run trained on data/cifar10-mini is found from any folder)."""
-    for candidate in (Path(name), Path("data") / name, PROJECT_DATA_DIR / name, PROJECT_DATA_DIR.parent / name):
+    """`name` as given, else under ./data/, else under the project's data/ folder (in an installed package, its
+    copy of the embedded sample), else from the checkout's root (so a run trained on data/cifar10-mini, the
+    default, is found from any folder)."""
+    path = Path(name)
+    candidates = [path, Path("data") / path, DATA_DIR / path]
+    if path.parts[:1] == ("data",):  # named from the project's root, as DEFAULT_DATA is
+        candidates.append(DATA_DIR.joinpath(*path.parts[1:]))
+    if PROJECT_ROOT is not None:
+        candidates.append(PROJECT_ROOT / path)
+    for candidate in candidates:
         if candidate.exists():
             return candidate
     return None

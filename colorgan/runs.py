@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from .atomic import atomic_save, temp_files
+from .bundled import SHIPPED_WEIGHTS  # weights/, or its copy inside an installed package
 from .config import Config, flag_name
 from .errors import ColorganError
 from .losses import ALL_LOSS_NAMES
@@ -38,7 +39,6 @@ log = logging.getLogger("colorgan")
 HISTORY_COLUMNS = ("epoch",) + ALL_LOSS_NAMES + tuple("val_" + n for n in ALL_LOSS_NAMES) + ("seconds",)
 KEEP_CHECKPOINTS = 2  # the newest mid-epoch save and the last completed epoch's
 AB_COUNTS_FILE = "ab_counts.npz"
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 # Fields that shape the generator: a saved generator can start another run only where these agree.
 ARCHITECTURE_FIELDS = ("generator", "color_space", "ab_loss", "base_filters", "norm", "skip_connections",
                        "image_size")

@@ -137,6 +137,7 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         except KeyboardInterrupt as interrupt:
             graceful = isinstance(interrupt, TrainingInterrupted)
             log.warning(interrupted_message(out_dir, steps_per_epoch, graceful))
+            interrupt.run_dir = run_dir  # for the command line's last lines (how to resume, evaluate, colorize)
             raise
     if recorder.diverged_at:
         kept = int(state.epoch.numpy())
@@ -176,4 +177,5 @@ def interrupted_message(run_dir: Path, steps_per_epoch: int, graceful: bool) -> 
     done, step = saved_progress(run_dir)
     saved = f"{done} epoch{'s' if done != 1 else ''}" + (f" and {step} of {steps_per_epoch} steps" if step else "")
     how = "" if graceful else " (stopped at once: the steps since are not)"
-    return f"interrupted; {saved} saved in {run_dir}{how}. Continue with: python train.py --resume {run_dir}"
+    # How to continue is the command line's to say (python train.py or colorgan train): see commands/train.py.
+    return f"interrupted; {saved} saved in {run_dir}{how}"

@@ -1,0 +1,49 @@
+"""`colorize.py` / `colorgan colorize`: colorize photos, folders and globs at full resolution."""
+from __future__ import annotations
+
+import argparse
+
+from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
+from ..errors import ColorganError
+
+PROG = "colorize.py"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog=prog,
+        description="Colorize images, folders (recursive) and globs. Each output keeps its input's size, "
+                    "aspect ratio, luminance and file name; RGBA keeps its alpha.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-o", "--out", default="colorized", help="output folder (default: %(default)s)")
+    parser.add_argument("--run", help="a run directory from train.py (default: the shipped weights/)")
+    parser.add_argument("--model", help="a generator .keras file instead of --run")
+    parser.add_argument("--render-size", type=int,
+                        help="longer side the network works at (default: the size it was trained at)")
+    parser.add_argument("--vividness", type=vividness_type,
+                        help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
+                             "(default: the model's, recorded in its config.json)")
+    parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
+    return parser
+
+
+def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.render_size is not None and args.render_size < 1:
+        parser.error("--render-size must be at least 1")
+    return args
+
+
+def main(argv=None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
+    setup_logging()
+    import_tensorflow_quietly()
+    from ..colorize import colorize_paths
+    from ..inference import Colorizer
+
+    if args.run and args.model:
+        raise ColorganError("give --run or --model, not both")
+    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
+    failed = colorize_paths(colorizer, args.inputs, args.out, side_by_side=args.side_by_side)
+    return 1 if failed else 0

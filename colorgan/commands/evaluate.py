@@ -1,0 +1,128 @@
+"""`evaluate.py` / `colorgan evaluate`: score runs against the gray baseline, or compare runs on the same images."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
+from ..config import check_vividness
+from ..errors import ColorganError
+from . import invocation
+
+PROG = "evaluate.py"
+
+
+def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
+    parser = OneLineErrorParser(
+        prog=prog,
+        description="Score runs against the gray baseline (PSNR, SSIM, ab AuC, colourfulness, and with the "
+                    "CIFAR-10 classifier: top-1 accuracy and a Frechet distance in its features). Writes "
+                    "metrics.json, loss_curves.png and samples.png under --out.")
+    parser.add_argument("--run", nargs="+", metavar="RUN_DIR",
+                        help="run directories to evaluate (default: the newest run in --checkpoint-dir)")
+    parser.add_argument("--compare", nargs="+", metavar="RUN_DIR",
+                        help="compare runs on the same images: one table, one grid, overlaid loss curves, "
+                             "written to reports/compare/ (or --out)")
+    parser.add_argument("--data", help="evaluate on this data instead of the run's own (its test split, "
+                                       "else its seeded validation split)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate at most N images (default: all)")
+    parser.add_argument("--out", help="output folder (default: reports/<run-name>/, or reports/compare/)")
+    parser.add_argument("--classifier", help="classifier folder for the semantic metrics "
+                                             "(default: checkpoints/classifier-cifar10 if it exists)")
+    parser.add_argument("--checkpoint-dir", default="checkpoints", help="where runs are (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=8, help="images in the sample grids (default: %(default)s)")
+    parser.add_argument("--vividness", metavar="V[,V...]",
+                        help="colorize at these vividness values (1: as trained, more: more saturated); several "
+                             "values trace the frontier of PSNR over the gray photo against colourfulness, written "
+                             "to frontier.png and frontier.csv; the table shows the first (default: each run's own)")
+    parser.add_argument("--size", type=int, help="score every run at this many px (default: each run's training "
+                                                 "size); each network still works at its own size, its colour "
+                                                 "resized to this one as colorize.py does a photo, so runs trained "
+                                                 "at different sizes share one gray baseline")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def parse_vividness(text: str) -> list[float]:
+    values = [v for v in text.split(",") if v.strip()]
+    if not values:
+        raise ColorganError(f"--vividness: {text!r} is not a comma list of numbers")
+    try:
+        return [check_vividness(v) for v in values]
+    except ColorganError as e:
+        raise ColorganError(f"--vividness: {e}") from None
+
+
+def main(argv=None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
+    setup_logging()
+    import_tensorflow_quietly()
+    import dataclasses
+
+    from ..evaluation import (eval_images, evaluate_run, load_classifier_if_any, metric_table, print_frontier,
+                              print_table, save_compare_grid, save_frontier, save_loss_curves, save_report,
+                              write_comparison, write_frontier_csv)
+    from ..runs import find_runs, load_run
+
+    if args.limit < 0 or args.samples < 1:
+        raise ColorganError("--limit must be 0 or more and --samples at least 1")
+    if args.size is not None and args.size < 1:
+        raise ColorganError("--size must be at least 1")
+    vividness = parse_vividness(args.vividness) if args.vividness else None
+    if args.run and args.compare:
+        raise ColorganError("give either --run or --compare")
+    run_dirs = args.compare or args.run
+    if not run_dirs:
+        found = find_runs(args.checkpoint_dir)
+        if not found:
+            raise ColorganError(f"no runs in {args.checkpoint_dir}/ (train one with {invocation(prog, 'train')}, "
+                                f"or give --run)")
+        run_dirs = [found[-1]]
+    runs = [load_run(d) for d in run_dirs]
+    classifier = load_classifier_if_any(args.classifier)
+
+    def images_for(run):
+        cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[], more_data=[])
+        return eval_images(cfg)
+
+    results, first_images = [], None
+    for run in runs:
+        images, description = images_for(run)
+        first_images = first_images if first_images is not None else images
+        result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
+                              vividness=vividness, size=args.size)
+        result["data"] = description
+        results.append(result)
+        if not args.compare:
+            if args.out:
+                out = Path(args.out) if len(runs) == 1 else Path(args.out) / run.name
+            else:
+                out = Path("reports") / run.name
+            save_report(result, out, run, images, args.samples)
+            print(f"\n{run.name}: {result['images']} images of {description}, {result['image_size']} px")
+            print_table(*metric_table(result["rows"]))
+            written = "metrics.json, loss_curves.png, samples.png"
+            if "frontier" in result:
+                save_frontier(out / "frontier.png", [result])
+                write_frontier_csv(out / "frontier.csv", [result])
+                print_frontier(result)
+                written += ", frontier.png, frontier.csv"
+            print(f"written: {out}/{written}")
+
+    if args.compare:
+        out = Path(args.out or "reports/compare")
+        header, body = write_comparison(out, results)
+        save_compare_grid(out / "samples.png", runs, first_images, args.samples, args.size)  # listed once, above
+        save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
+        if "frontier" in results[0]:
+            save_frontier(out / "frontier.png", results)
+            write_frontier_csv(out / "frontier.csv", results)
+        sizes = {r.config.image_size for r in runs}
+        if len(sizes) > 1 and not args.size:
+            print(f"note: the runs were trained at different sizes {sorted(sizes)}; each is scored at its own "
+                  f"(--size N scores all at N)")
+        print(f"\n{results[0]['images']} images of {results[0]['data']}")
+        print_table(header, body)
+        print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png"
+              + (", frontier.png, frontier.csv" if "frontier" in results[0] else ""))
+    return 0
