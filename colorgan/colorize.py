@@ -1,7 +1,8 @@
 """Colorizing many files: inputs given as files, folders and globs, written under one output folder.
 
-The driver behind `colorize.py`: each file is read (image_files), colorized (inference.Colorizer) and
-written; a file that fails is named with its reason and the rest go on.
+The driver behind `colorize.py`: each photo is read (image_files), colorized (inference.Colorizer) and
+written; each video is colorized frame by frame with its colour kept steady over time (video.py). A file
+that fails is named with its reason and the rest go on.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import ColorganError
 from .image_files import READABLE, read_image, write_image
+from .video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, colorize_video, is_video
 
 log = logging.getLogger("colorgan")
 
@@ -26,7 +29,8 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
         path = Path(item)
         if path.is_dir():
             found += [(p, p.relative_to(path)) for p in sorted(path.rglob("*"))  # broken links too: reported
-                      if not p.is_dir() and p.suffix.lower() in READABLE and not p.name.startswith(".")]
+                      if not p.is_dir() and p.suffix.lower() in READABLE + VIDEO_SUFFIXES
+                      and not p.name.startswith(".")]
         elif path.exists() or path.is_symlink():
             found.append((path, Path(path.name)))
         else:
@@ -57,31 +61,49 @@ def side_by_side_image(gray_source: np.ndarray, colorized: np.ndarray) -> np.nda
     return np.concatenate([gray_rgb, colorized[..., :3]], axis=1)
 
 
-def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike,
-                   side_by_side: bool = False) -> list[tuple[Path, str]]:
-    """Colorize every input into out_dir; returns the (file, reason) pairs that failed."""
+def side_by_side_path(rel: Path) -> Path:
+    return rel.with_name(f"{rel.stem}_side_by_side{rel.suffix}")
+
+
+def colorize_photo(colorizer, src: Path, dst: Path, side_by_side: Path | None = None) -> None:
+    image = read_image(src)
+    result = colorizer.colorize(image)
+    write_image(dst, result)
+    if side_by_side:
+        write_image(side_by_side, side_by_side_image(image, result))
+
+
+def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike, side_by_side: bool = False,
+                   temporal_smoothing: float = DEFAULT_SMOOTHING) -> list[tuple[Path, str]]:
+    """Colorize every input (photos and videos) into out_dir; returns the (file, reason) pairs that failed.
+
+    temporal_smoothing: for videos, how much each frame's colour is averaged with the frames before it
+    (video.AbAverage; 0 is off).
+    """
     jobs = expand_inputs(inputs)
     if not jobs:
-        raise ColorganError("no images found in the inputs")
+        raise ColorganError("no images or videos found in the inputs")
     out_dir = Path(out_dir)
     failed = []
-    for src, rel in tqdm(jobs, unit="image", disable=len(jobs) < 2, desc="colorizing"):
-        try:
-            image = read_image(src)
-            result = colorizer.colorize(image)
-            write_image(out_dir / rel, result)
-            if side_by_side:
-                write_image(out_dir / rel.with_name(f"{rel.stem}_side_by_side{rel.suffix}"),
-                            side_by_side_image(image, result))
-        except ColorganError as e:
-            failed.append((src, str(e)))
-            log.warning("skipped %s", e)
-        except (tf_errors(), MemoryError) as e:  # a file that decodes but breaks the model: skip it, go on
-            reason = f"{src}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            failed.append((src, reason))
-            log.warning("skipped %s", reason)
+    videos = sum(is_video(src) for src, _ in jobs)
+    with logging_redirect_tqdm():  # a skipped file's line printed above the progress bars, not into them
+        for src, rel in tqdm(jobs, unit="file", disable=len(jobs) < 2, desc="colorizing"):
+            pair = out_dir / side_by_side_path(rel) if side_by_side else None
+            try:
+                if is_video(src):
+                    colorize_video(colorizer, src, out_dir / rel, temporal_smoothing, side_by_side=pair)
+                else:
+                    colorize_photo(colorizer, src, out_dir / rel, side_by_side=pair)
+            except ColorganError as e:
+                failed.append((src, str(e)))
+                log.warning("skipped %s", e)
+            except (tf_errors(), MemoryError) as e:  # a file that decodes but breaks the model: skip it, go on
+                reason = f"{src}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                failed.append((src, reason))
+                log.warning("skipped %s", reason)
     done = len(jobs) - len(failed)
-    print(f"colorized {done} of {len(jobs)} images into {out_dir}/" + (f"; {len(failed)} failed:" if failed else ""))
+    what = "images" if not videos else "videos" if videos == len(jobs) else "files"
+    print(f"colorized {done} of {len(jobs)} {what} into {out_dir}/" + (f"; {len(failed)} failed:" if failed else ""))
     for src, reason in failed:
         print(f"  {reason}")
     return failed

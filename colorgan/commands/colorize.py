@@ -1,10 +1,11 @@
-"""`colorize.py` / `colorgan colorize`: colorize photos, folders and globs at full resolution."""
+"""`colorize.py` / `colorgan colorize`: colorize photos, videos, folders and globs at full resolution."""
 from __future__ import annotations
 
 import argparse
 
 from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
 from ..errors import ColorganError
+from ..video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, check_smoothing
 
 PROG = "colorize.py"
 
@@ -12,9 +13,10 @@ PROG = "colorize.py"
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=prog,
-        description="Colorize images, folders (recursive) and globs. Each output keeps its input's size, "
-                    "aspect ratio, luminance and file name; RGBA keeps its alpha.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+        description="Colorize images, videos, folders (recursive) and globs. Each output keeps its input's size, "
+                    "aspect ratio, luminance and file name; RGBA keeps its alpha; a video keeps its frame rate "
+                    f"and frame count ({', '.join(VIDEO_SUFFIXES)}).")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders or glob patterns")
     parser.add_argument("-o", "--out", default="colorized", help="output folder (default: %(default)s)")
     parser.add_argument("--run", help="a run directory from train.py (default: the shipped weights/)")
     parser.add_argument("--model", help="a generator .keras file instead of --run")
@@ -24,7 +26,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
                              "(default: the model's, recorded in its config.json)")
     parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
+    parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
+                        help="videos: each frame's colour is A times the running average of the frames before it "
+                             "and 1 - A its own, restarting at scene cuts; 0 is off, below 1 "
+                             "(default: %(default)s)")
     return parser
+
+
+def smoothing_type(text: str) -> float:
+    """argparse type of --temporal-smoothing: a number from 0 up to (not including) 1."""
+    try:
+        return check_smoothing(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    except ColorganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
@@ -45,5 +61,6 @@ def main(argv=None, prog: str = PROG) -> int:
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
-    failed = colorize_paths(colorizer, args.inputs, args.out, side_by_side=args.side_by_side)
+    failed = colorize_paths(colorizer, args.inputs, args.out, side_by_side=args.side_by_side,
+                            temporal_smoothing=args.temporal_smoothing)
     return 1 if failed else 0
