@@ -1,8 +1,9 @@
 """Callbacks of a training run, in the order fit calls them at an epoch's end:
 
-  SampleGrid    gray | truth | colorized on fixed validation images, samples/epoch_NNN.png
-  RunRecorder   history row, generator.keras, then the training state (the commit point); stops on NaN
-  GracefulStop  Ctrl-C or SIGTERM: finish the step, save where it was, stop
+  SampleGrid      gray | truth | colorized on fixed validation images, samples/epoch_NNN.png
+  TensorBoardLog  the epoch's losses, learning rates and sample grid to logs/ (see tensorboard_logs.py)
+  RunRecorder     history row, generator.keras, then the training state (the commit point); stops on NaN
+  GracefulStop    Ctrl-C or SIGTERM: finish the step, save where it was, stop
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
+from . import tensorboard_logs
 from .atomic import atomic_save
 from .chroma import decode
 from .color import from_model_io, gray_from_model_input
+from .config import Config
 from .runs import HISTORY_COLUMNS, TrainingState, append_history
 from .viz import save_image_grid
 
@@ -46,6 +50,64 @@ class SampleGrid(keras.callbacks.Callback):
                    "colorized": from_model_io(self.inputs, pred, self.color_space).numpy()}
         self.folder.mkdir(exist_ok=True)
         save_image_grid(self.folder / f"epoch_{epoch + 1:03d}.png", columns, title=f"{self.title}, epoch {epoch + 1}")
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Each epoch, to TensorBoard (logs/train and logs/validation, step = the 1-based epoch): the losses
+    history.csv records, the generator's and discriminator's learning rates, and the sample grid.
+
+    Called after SampleGrid, whose PNG it logs, and before RunRecorder, whose checkpoint commits the epoch:
+    an epoch written here but not committed is dropped on resume (tensorboard_logs.truncate_logs).
+    """
+
+    def __init__(self, log_dir: Path, cfg: Config, samples: Path | None = None):
+        super().__init__()
+        self.log_dir, self.cfg, self.samples = log_dir, cfg, samples
+        self._writers = {}
+        self._config_written = False
+
+    def _writer(self, run: str):
+        if run not in self._writers:
+            self._writers[run] = tf.summary.create_file_writer(str(self.log_dir / run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        if not self._config_written:  # fit may call model.fit twice (the rest of an interrupted epoch first)
+            tensorboard_logs.write_config(self.log_dir, self.cfg, self.log_dir.parent.name)
+            self._config_written = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: v for k, v in (logs or {}).items() if k in HISTORY_COLUMNS}
+        if not all_finite(logs):
+            return  # not recorded, as in history.csv: RunRecorder stops the run
+        step = epoch + 1
+        with self._writer(tensorboard_logs.TRAIN).as_default():
+            for name, value in logs.items():
+                if not name.startswith("val_"):
+                    tensorboard_logs.write_scalar(f"loss/{name}", value, step)
+            tensorboard_logs.write_scalar("learning_rate/generator",
+                                          tensorboard_logs.learning_rate(self.model.g_optimizer), step,
+                                          "the generator's learning rate at the epoch's end")
+            if self.model.discriminator is not None:
+                tensorboard_logs.write_scalar("learning_rate/discriminator",
+                                              tensorboard_logs.learning_rate(self.model.d_optimizer), step,
+                                              "the discriminator's learning rate at the epoch's end")
+            grid = self.samples / f"epoch_{step:03d}.png" if self.samples else None
+            if grid and grid.exists():
+                tensorboard_logs.write_png("samples", grid.read_bytes(), step,
+                                           "gray | truth | colorized on fixed validation images")
+        validation = {name[len("val_"):]: value for name, value in logs.items() if name.startswith("val_")}
+        if validation:
+            with self._writer(tensorboard_logs.VALIDATION).as_default():
+                for name, value in validation.items():
+                    tensorboard_logs.write_scalar(f"loss/{name}", value, step)
+        for writer in self._writers.values():
+            writer.flush()  # on disk before RunRecorder's checkpoint commits the epoch
+
+    def close(self):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -174,6 +174,8 @@ class Config:
                          check=_plain_name)
     checkpoint_dir: str = _opt("checkpoints", "where run directories are written", check=_not_blank)
     num_samples: int = _opt(8, "validation images in each epoch's sample grid", interval="[0, inf)")
+    tensorboard: bool = _opt(True, "write TensorBoard logs to the run's logs/ folder: losses, learning rates, the "
+                                   "sample grid and the config, per epoch")
 
     # ---- derived values -------------------------------------------------------------------------
     @property

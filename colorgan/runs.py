@@ -6,6 +6,7 @@
   generator.keras    the generator alone; `keras.models.load_model` reloads it with no project code
   state/             tf.train.Checkpoint of both models, both optimizers and the progress
   samples/epoch_NNN.png  gray | truth | colorized on fixed validation images
+  logs/              TensorBoard: losses, learning rates, sample grids per epoch, the config (--no-tensorboard: none)
   skipped.txt        the data files left out, with their reasons
   ab_counts.npz      --ab-loss classification: the training images' ab histogram (read again on --resume)
 Everything is written at the end of each epoch, the training state last: it is the commit point, so a

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from .atomic import atomic_write_text
-from .callbacks import GracefulStop, RunRecorder, SampleGrid, TrainingInterrupted
+from .callbacks import GracefulStop, RunRecorder, SampleGrid, TensorBoardLog, TrainingInterrupted
 from .config import AUTO, Config
 from .data import DataSource, find_source
 from .errors import ColorganError
@@ -26,6 +26,7 @@ from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_mod
 from .runs import (TrainingState, default_run_name, init_files, init_generator, load_ab_counts, load_run_config,
                    prepare_run_dir, remove_partial_writes, save_ab_counts, saved_progress, truncate_history)
 from .runtime import is_chief, make_strategy, writable_run_dir
+from .tensorboard_logs import LOGS_DIR, truncate_logs
 from .trainers import build_trainer
 
 log = logging.getLogger("colorgan")
@@ -89,6 +90,7 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
             init_generator(model.generator, cfg)
         step = min(step, steps_per_epoch - 1)  # the data may have shrunk since
         truncate_history(out_dir / "history.csv", epoch)
+        truncate_logs(out_dir / LOGS_DIR, epoch)  # the same for TensorBoard's curves
         cfg.save(out_dir / "config.json")
         atomic_write_text(out_dir / "skipped.txt", "".join(line + "\n" for line in source.skipped))
         if epoch >= cfg.epochs:
@@ -103,10 +105,15 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         else:
             log.info("run directory: %s", run_dir)
 
-        # Callbacks: samples, then the epoch's record (ending with the checkpoint), then the signal check.
+        # Callbacks: samples, TensorBoard, then the epoch's record (ending with the checkpoint), then the
+        # signal check.
         recorder = RunRecorder(out_dir, state)
         stopper = GracefulStop(state, steps_per_epoch)
         callbacks = [recorder, stopper]
+        tensorboard = None
+        if cfg.tensorboard:
+            tensorboard = TensorBoardLog(out_dir / LOGS_DIR, cfg, out_dir / "samples" if cfg.num_samples else None)
+            callbacks.insert(0, tensorboard)
         if cfg.num_samples:
             examples = sample_examples(source.val if len(source.val) else source.train, cfg.image_size,
                                        cfg.num_samples)
@@ -139,6 +146,9 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
             log.warning(interrupted_message(out_dir, steps_per_epoch, graceful))
             interrupt.run_dir = run_dir  # for the command line's last lines (how to resume, evaluate, colorize)
             raise
+        finally:
+            if tensorboard:
+                tensorboard.close()
     if recorder.diverged_at:
         kept = int(state.epoch.numpy())
         raise ColorganError(f"training diverged in epoch {recorder.diverged_at} (a loss is not finite); "

@@ -89,11 +89,11 @@ def test_training_records_the_version_and_ends_with_what_to_run_next(tmp_path):
     saved = json.loads((tmp_path / "ck" / "r" / "config.json").read_text())
     assert saved["colorgan_version"] == colorgan.__version__ and saved["schema"]
     assert colorgan.Config.load(tmp_path / "ck" / "r" / "config.json").epochs == 1  # the key is not a field
-    last = _lines(out.stderr)[-3:]
+    last = _lines(out.stderr)[-4:]
     assert last[0] == "run directory: ck/r"
     assert last[1].endswith("colorgan evaluate --run ck/r")
     assert last[2].endswith("colorgan colorize PHOTO --run ck/r -o colorized")
-    assert "tensorboard" not in out.stderr  # no logs/ in the run
+    assert last[3].endswith("tensorboard --logdir ck/r/logs")
 
 
 def test_next_steps_follow_the_scripts_and_what_the_run_holds(tmp_path):

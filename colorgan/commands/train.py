@@ -17,7 +17,7 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     parser = OneLineErrorParser(
         prog=prog,
         description="Train a pix2pix colorizer (U-Net generator + PatchGAN discriminator). Each run writes "
-                    "checkpoints/<run-name>/: config.json, history.csv, generator.keras, state/, samples/.")
+                    "checkpoints/<run-name>/: config.json, history.csv, generator.keras, state/, samples/, logs/ (TensorBoard).")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue a run from its last completed epoch with its saved config "
                              "(only --epochs may be given with it, to train longer)")
