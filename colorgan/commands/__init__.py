@@ -20,7 +20,7 @@ COMMANDS = {
     "train": ("colorgan.commands.train", "train a colorizer (default: on the embedded CIFAR-10 sample)"),
     "evaluate": ("colorgan.commands.evaluate", "score runs against the gray photo; compare runs"),
     "colorize": ("colorgan.commands.colorize", "colorize photos, folders and globs at full resolution"),
-    "export": ("colorgan.commands.export", "write a SavedModel for TensorFlow Serving"),
+    "export": ("colorgan.commands.export", "write a SavedModel (TF Serving), TFLite or ONNX model"),
     "serve": ("colorgan.commands.serve", "serve a web page and an HTTP API"),
     "bench": ("colorgan.bench", "time the train step (and a peer implementation's)"),
 }
