@@ -22,6 +22,7 @@ COMMANDS = {
     "colorize": ("colorgan.commands.colorize", "colorize photos, folders and globs at full resolution"),
     "export": ("colorgan.commands.export", "write a SavedModel (TF Serving), TFLite or ONNX model"),
     "serve": ("colorgan.commands.serve", "serve a web page and an HTTP API"),
+    "prepare": ("colorgan.prepare", "scan a data folder once and write it as TFRecord shards for training"),
     "bench": ("colorgan.bench", "time the train step (and a peer implementation's)"),
 }
 PROG = "colorgan"
