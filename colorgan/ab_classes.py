@@ -26,6 +26,7 @@ NEIGHBOURS = 5  # soft encoding: the nearest bins a target pixel is spread over
 SIGMA = 5.0  # soft encoding and histogram smoothing: the Gaussian's sigma in ab units
 MIX = 0.5  # rebalancing: lambda, the weight of the uniform distribution in the mix
 TEMPERATURE = 0.38  # annealed mean: Zhang's default
+HEAD_SIGMA = 10.0  # logits_head_from_regression: the spread, in ab units, of the distribution it starts from
 _MIN_TEMPERATURE = 1e-6  # below this the annealed mean is the mode
 
 _CHUNK = 1 << 20  # pixels per nearest-bin call in rebalancing_weights
@@ -222,3 +223,32 @@ def classification_loss(logits, soft_targets, weights=None):
     if weights is not None:
         ce *= tf.gather(tf.cast(weights, tf.float32), tf.argmax(targets, axis=-1))
     return tf.reduce_mean(ce)
+
+
+def logits_head_from_regression(kernel, bias, bins, sigma: float = HEAD_SIGMA, ab_scale: float = 110.0):
+    """A regression output layer -> a classification output layer that starts where the regression model is.
+
+    The regression layer gives ab / ab_scale = tanh(K x + b) per pixel (K [..., 2, C] over the layer's
+    input x, b [2]; the last but one axis of K is the output channel, as in Keras' Conv2DTranspose).
+    The logits layer returned,
+
+        logits_q = (c_q . a) / sigma^2 - |c_q|^2 / (2 sigma^2),   a = ab_scale (K x + b),
+
+    equals -|a - c_q|^2 / (2 sigma^2) up to a per-pixel constant, so its softmax is a Gaussian of spread sigma
+    over the bins around a, the regression's ab before the tanh (close to it below |ab| of about 60). Its
+    annealed mean is then about the regression's ab, and fine-tuning with the cross-entropy starts from the
+    regression model's colours instead of from a random layer. Linear in K and b:
+
+        K'_q = ab_scale (c_q,a K_a + c_q,b K_b) / sigma^2,   b'_q = ab_scale (c_q . b) / sigma^2 - |c_q|^2 / (2 sigma^2).
+
+    Returns (kernel [..., Q, C], bias [Q]), float32 numpy.
+    """
+    k = np.asarray(kernel, np.float64)
+    b = np.asarray(bias, np.float64)
+    c = np.asarray(bins, np.float64)  # [Q, 2]
+    if k.shape[-2] != 2 or b.shape != (2,):
+        raise ValueError(f"expected a regression layer with 2 outputs (ab), got kernel {k.shape}, bias {b.shape}")
+    scale = ab_scale / sigma ** 2
+    new_kernel = scale * np.einsum("qj,...jc->...qc", c, k)
+    new_bias = scale * (c @ b) - (c ** 2).sum(-1) / (2.0 * sigma ** 2)
+    return new_kernel.astype(np.float32), new_bias.astype(np.float32)

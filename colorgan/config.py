@@ -24,7 +24,7 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -117,6 +117,10 @@ class Config:
     ab_loss: str = _opt("l1", "how ab is learnt (lab only): l1 (regression, weighted by --lambda-l1) or classification "
                               "(cross-entropy over the in-gamut ab bins with class rebalancing, Zhang et al. 2016)",
                         AB_LOSSES)
+    rebalance_mix: float = _opt(0.5, "--ab-loss classification: lambda of the class rebalancing, the uniform "
+                                     "distribution's share in the mix (0.5: Zhang et al.; 1: no rebalancing, every "
+                                     "colour weighs the same and the predicted distribution stays calibrated)",
+                                interval="(0, 1]")
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
@@ -234,6 +238,8 @@ class Config:
             yield "ab_loss", "classification predicts ab bins: it needs --color-space lab"
         if self.ab_loss == "classification" and self.loss != "l1":
             yield "loss", "--ab-loss classification trains on its cross-entropy instead of a pixel loss"
+        if self.rebalance_mix != 0.5 and self.ab_loss != "classification":
+            yield "rebalance_mix", "applies to --ab-loss classification (the weights of its cross-entropy)"
         if self.decay_epochs != AUTO and self.decay_epochs > self.epochs:
             yield "decay_epochs", f"{self.decay_epochs} is more than --epochs {self.epochs}"
 
@@ -386,7 +392,12 @@ def _from_schema_3(values: dict) -> dict:
     return {"init_from": "none", "more_data": [], **values}
 
 
-MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3}  # schema N -> N + 1
+# Schema 4 -> 5: --rebalance-mix was added; earlier classification runs used Zhang's 0.5.
+def _from_schema_4(values: dict) -> dict:
+    return {"rebalance_mix": 0.5, **values}
+
+
+MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -211,7 +211,9 @@ def init_generator(generator: keras.Model, cfg: Config) -> None:
     """--init-from: start generator from the weights of a saved one (fine-tuning) instead of from scratch.
 
     Weights are copied in order, each cast to this run's variable dtype (shipped weights are stored in
-    bfloat16); a generator of another shape is refused, naming the settings that differ.
+    bfloat16); a generator of another shape is refused, naming the settings that differ. The one exception:
+    a regression generator (ab) starts a classification one (ab bins) of the same body, its output layer
+    turned into logits whose distribution sits on the regression's colours (ab_classes.logits_head_from_regression).
     """
     model_file, config_file = init_files(cfg)
     source = load_generator(model_file)
@@ -220,15 +222,45 @@ def init_generator(generator: keras.Model, cfg: Config) -> None:
         saved = Config.load(config_file)
         differ = [f"{flag_name(n)} {getattr(saved, n)} there, {getattr(cfg, n)} here"
                   for n in ARCHITECTURE_FIELDS if getattr(saved, n) != getattr(cfg, n)]
-    shapes = [tuple(w.shape) for w in generator.weights], [tuple(w.shape) for w in source.weights]
+    values = [w for w in source.weights]
+    head = _classification_head_from(generator, source)
+    if head is not None:
+        differ = [d for d in differ if not d.startswith(flag_name("ab_loss") + " ")]
+        values[-2:] = head
+    shapes = [tuple(w.shape) for w in generator.weights], [tuple(v.shape) for v in values]
     if shapes[0] != shapes[1]:
         why = "; ".join(differ) if differ else "its layers differ"
         raise ColorganError(f"--init-from {cfg.init_from}: that generator has another shape ({why})")
     if differ:  # same shapes, other meaning (e.g. another image size of a fully convolutional net)
         log.warning("--init-from %s: %s", cfg.init_from, "; ".join(differ))
-    for variable, value in zip(generator.weights, source.weights):
+    for variable, value in zip(generator.weights, values):
         variable.assign(tf.cast(value, variable.dtype))
-    log.info("generator started from %s", model_file)
+    log.info("generator started from %s%s", model_file,
+             " (its ab output layer turned into ab-bin logits around the same colours)" if head is not None else "")
+
+
+def _classification_head_from(generator: keras.Model, source: keras.Model):
+    """(kernel, bias) of generator's logits layer made from source's ab layer, when generator predicts ab bins,
+    source predicts ab, and their output layers ("to_color", the last weights of both) are the only difference."""
+    from .ab_classes import ab_bins, logits_head_from_regression
+    from .chroma import is_classification
+
+    def head(model):
+        try:
+            return model.get_layer("to_color")
+        except ValueError:
+            return None
+
+    ours, theirs = head(generator), head(source)
+    if ours is None or theirs is None or len(generator.weights) != len(source.weights):
+        return None
+    if not is_classification(int(ours.weights[0].shape[-2])) or int(theirs.weights[0].shape[-2]) != 2:
+        return None
+    if [w.path for w in generator.weights[-2:]] != [w.path for w in ours.weights] or \
+            [tuple(w.shape) for w in generator.weights[:-2]] != [tuple(w.shape) for w in source.weights[:-2]]:
+        return None
+    kernel, bias = (np.asarray(tf.cast(w, tf.float32)) for w in theirs.weights)
+    return logits_head_from_regression(kernel, bias, ab_bins())
 
 
 def load_generator(path: Path, float32: bool = False) -> keras.Model:

@@ -165,6 +165,8 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
     """
     from .ab_classes import ab_bins, ab_histogram, rebalancing_weights
 
+    if cfg.rebalance_mix == 1.0:  # every weight 1: no histogram needed
+        return None
     bins = ab_bins()
     counted_on = json.dumps([cfg.data, cfg.more_data, cfg.classes, cfg.val_split, cfg.seed, cfg.image_size,
                              len(source.train), len(bins)])
@@ -174,7 +176,7 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
         counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins)
         if chief:
             save_ab_counts(run_dir, counts, counted_on)
-    return rebalancing_weights(counts, bins)
+    return rebalancing_weights(counts, bins, mix=cfg.rebalance_mix)
 
 
 def training_data(cfg: Config, source: DataSource, seed: int) -> tf.data.Dataset:

@@ -228,6 +228,32 @@ def test_annealed_mean_dtypes_tensor_temperature_and_tf_data(bins):
     np.testing.assert_allclose(in_map(lambda x: ac.annealed_mean(x, bins), logits).numpy(), ref, atol=1e-4)
 
 
+def test_logits_head_from_regression_sits_on_the_regression_colour(bins):
+    """A 1x1 regression layer (ab/110 = tanh(K x + b)) turned into logits: their mean (T = 1) is the regression's
+    ab before the tanh, their mode the bin nearest to it, and a sharper temperature stays near it."""
+    rng = np.random.default_rng(5)
+    c = 6
+    kernel = rng.normal(0, 0.1, (1, 1, 2, c))  # Conv2DTranspose layout [kh, kw, out, in]
+    bias = np.array([0.05, -0.1])
+    x = rng.normal(0, 1, (50, c))
+    a = 110 * (x @ kernel[0, 0].T + bias)  # [50, 2], Lab units
+    # where every bin within 3 sigma (30) of a exists, the Gaussian is not cut off by the gamut's edge
+    grid = np.stack(np.meshgrid(np.arange(-40, 41, 10), np.arange(-40, 41, 10)), -1).reshape(-1, 2)
+    have = {tuple(b) for b in bins.astype(int)}
+    inside = np.array([all(tuple(c) in have for c in np.round(p / 10) * 10 + grid
+                           if np.linalg.norm(c - p) <= 30) for p in a])
+    assert inside.sum() > 20
+    new_kernel, new_bias = ac.logits_head_from_regression(kernel, bias, bins)
+    assert new_kernel.shape == (1, 1, len(bins), c) and new_bias.shape == (len(bins),)
+    logits = (x @ new_kernel[0, 0].T + new_bias).astype("float32")
+    np.testing.assert_allclose(ac.annealed_mean(logits, bins, 1.0).numpy()[inside], a[inside], atol=0.5)
+    np.testing.assert_array_equal(np.argmax(logits, -1), ac.nearest_bin(a.astype("float32"), bins).numpy())
+    near = np.abs(ac.annealed_mean(logits, bins).numpy()[inside] - a[inside]).max()
+    assert near < ac.BIN_SIZE / 2 * np.sqrt(2)
+    with pytest.raises(ValueError, match="2 outputs"):
+        ac.logits_head_from_regression(np.zeros((1, 1, 3, c)), np.zeros(3), bins)
+
+
 # ---- classification loss -------------------------------------------------------------------------
 def test_classification_loss_is_the_weighted_cross_entropy(bins):
     rng = np.random.default_rng(2)

@@ -26,6 +26,7 @@ PHOTOS = np.stack([np.asarray(keras.utils.load_img(p)) for p in sorted(
     dict(colourfulness_weight=0.5),
     dict(model="unet-l1", ab_loss="classification", colourfulness_weight=0.2),
     dict(model="autoencoder", ab_loss="classification"),
+    dict(model="unet-l1", ab_loss="classification", rebalance_mix=1.0),
     pytest.param(dict(generator="effnet-lite0", freeze_encoder_epochs=1, ab_loss="classification",
                       precision="bf16"), marks=needs_effnet),
 ], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
@@ -136,3 +137,24 @@ def test_ab_counts_are_kept_and_read_back_on_resume(tmp_path, monkeypatch):
     deer = tiny_config(classes=["deer"], ab_loss="classification")
     with pytest.raises(AssertionError, match="counted again"):
         training.ab_class_weights(deer, data.find_source(deer), run)
+
+
+def test_no_rebalancing_needs_no_colour_count(tmp_path, monkeypatch):
+    """--rebalance-mix 1 weighs every colour the same: no pass over the training colours, no ab_counts.npz,
+    and a loss equal to the plain cross-entropy; other mixes weigh by the histogram with that mix."""
+    from colorgan import ab_classes
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("counted")
+    monkeypatch.setattr(ab_classes, "ab_histogram", no_counting)
+    cfg = tiny_config(classes=["horse"], ab_loss="classification", rebalance_mix=1.0, checkpoint_dir=str(tmp_path))
+    assert training.ab_class_weights(cfg, data.find_source(cfg), tmp_path) is None
+    assert not (tmp_path / "ab_counts.npz").exists()
+    monkeypatch.undo()
+    bins = ab_classes.ab_bins()
+    counts = np.arange(len(bins), dtype=np.int64) % 7 + 1
+    for mix in (0.5, 0.8):
+        half = tiny_config(classes=["horse"], ab_loss="classification", rebalance_mix=mix)
+        monkeypatch.setattr(training, "load_ab_counts", lambda *a: counts)
+        np.testing.assert_allclose(training.ab_class_weights(half, data.find_source(half), tmp_path),
+                                   ab_classes.rebalancing_weights(counts, bins, mix=mix))

@@ -111,6 +111,16 @@ def test_schema_3_config_is_migrated():
         {k: v for k, v in old.items() if k != "schema"}
 
 
+def test_schema_4_config_is_migrated():
+    """Schema 4 (the shipped config before --rebalance-mix): classification runs used Zhang's 0.5."""
+    old = json.loads((FIXTURES / "config_schema4.json").read_text())
+    assert old["schema"] == 4 and "rebalance_mix" not in old
+    cfg = Config.load(FIXTURES / "config_schema4.json")
+    assert cfg.rebalance_mix == 0.5
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
+
+
 def test_schema_versions_are_checked(tmp_path):
     values = Config().to_dict()
     for schema, message in ((99, "newer than this colorgan reads"), ("x", "not a version number")):

@@ -80,6 +80,25 @@ def test_another_architecture_is_refused_naming_what_differs(source_run, tmp_pat
         init_generator(build_trainer(auto).generator, auto)
 
 
+def test_a_regression_run_starts_a_classification_run_at_its_colours(source_run):
+    """--init-from a regression generator (ab) into --ab-loss classification: every layer but the output copied,
+    the output turned into logits around the same ab, so the new run starts with the source's colours."""
+    from colorgan.chroma import AB_SCALE, decode
+    cfg = tiny_config(model="unet-l1", ab_loss="classification", init_from=str(source_run))
+    generator = build_trainer(cfg).generator
+    gray = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32")
+    regression = keras.models.load_model(source_run / "generator.keras", compile=False)
+    # dropout off (training=False) in both: the same body, so the same features under the output layer
+    want = np.asarray(regression(gray, training=False)) * AB_SCALE
+    before = np.asarray(decode(generator(gray, training=False), "lab")) * AB_SCALE
+    init_generator(generator, cfg)
+    after = np.asarray(decode(generator(gray, training=False), "lab")) * AB_SCALE
+    for a, b in zip(_kernels(regression)[:-2], _kernels(generator)[:-2]):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(after - want).mean() < 0.2 * np.abs(before - want).mean()
+    assert np.abs(after - want).mean() < 1.0  # Lab units
+
+
 def test_missing_source_is_refused_before_the_data_is_read(tmp_path):
     cfg = tiny_config(data=str(tmp_path / "no-data"), init_from=str(tmp_path / "nothing"),
                       checkpoint_dir=str(tmp_path))
