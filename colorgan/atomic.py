@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"  # what a write in progress is called; a kill can leave one behind
@@ -25,6 +26,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_shared(path: str | os.PathLike, text: str) -> None:
+    """atomic_write_text for a file that several processes may write at once (workers of one training, two
+    runs on one machine): each writes its own temporary file, so a reader sees one whole version, the last."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_save(path: str | os.PathLike, save_fn) -> None:

@@ -11,16 +11,19 @@ The images found here become tf.data pipelines in pipeline.py.
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from .atomic import atomic_write_shared
 from .bundled import DATA_DIR, PROJECT_ROOT
 from .config import Config
 from .errors import ColorganError
@@ -174,10 +177,10 @@ SHARD_FORMAT_VERSION = 1
 # Example i of a split is in shard i % S at position i // S, so reading the S shards round-robin (one
 # example from each in turn) gives the split's order; more shards than this are read this many at a time.
 MAX_OPEN_SHARDS = 64
-# Each worker reading its own shards (AutoShardPolicy.FILE) works for evaluation and reading, but not yet for
-# training with jitter: tf.distribute's FILE sharding stops at the second source train_dataset zips in for
-# the jitter seeds (Dataset.random), and fails. Off until pipeline.py derives those seeds another way.
-FILE_SHARDING = False
+# Every step takes as many examples from each worker, so where each reads its own shards, a worker with fewer
+# examples shows each of them more often. Where the workers' shares would differ by more than this ratio (2
+# workers, 3 equal shards: 2 to 1), every worker reads all shards and keeps its share of the examples instead.
+MAX_SHARE_RATIO = 1.1
 SHARD_FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),  # encoded colour image (as stored, or re-encoded)
     "gray": tf.io.FixedLenFeature([], tf.string, default_value=b""),  # paired folders: the gray partner
@@ -264,18 +267,24 @@ class ShardImages(ImageSet):
         return ds.with_options(self._shard_options())
 
     def _shard_options(self) -> tf.data.Options:
-        """Under multi-worker training each worker reads its own shards when there are enough of them."""
+        """Under multi-worker training each worker reads its own shards (tf.distribute's FILE auto-sharding:
+        worker w reads shards w, w + workers, ...) when every worker gets about as many examples that way."""
         options = tf.data.Options()
         workers = _worker_count()
-        if workers > 1 and len(self.files) >= workers and FILE_SHARDING:
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
-        elif workers > 1:
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            if not self._policy_logged:
-                log.info("%d shards for %d workers: every worker reads all shards and keeps its share of the "
-                         "examples%s", len(self.files), workers,
-                         "" if FILE_SHARDING else " (per-worker shard files: not yet, see data.FILE_SHARDING)")
-                self._policy_logged = True
+        if workers == 1:
+            return options
+        shares = [sum(self.counts[w::workers]) for w in range(workers)]
+        even = min(shares) > 0 and max(shares) <= MAX_SHARE_RATIO * min(shares)
+        whole = self.indices is None  # a subset (the sample grid's few examples) is not split by its files
+        policy = tf.data.experimental.AutoShardPolicy.FILE if even and whole else \
+            tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = policy
+        if whole and not even and not self._policy_logged:
+            why = "fewer shards than workers" if len(self.files) < workers else \
+                f"their own shards would give the workers {min(shares)} to {max(shares)} examples"
+            log.info("%d shards for %d workers (%s): every worker reads all shards and keeps its share of the "
+                     "examples", len(self.files), workers, why)
+            self._policy_logged = True
         return options
 
     def _parse(self, records: tf.data.Dataset, features: dict) -> tf.data.Dataset:
@@ -402,20 +411,131 @@ def _inspect(path: Path) -> ImageInfo | str:
         return f"{path}: cannot decode ({type(e).__name__}: {e})"
 
 
-def scan_images(paths: list[Path], desc: str = "checking images") -> tuple[dict[Path, ImageInfo], list[str]]:
-    """Decode every file once, in threads, with a progress bar on terminals for big folders.
-
-    Returns the readable ones with their size and whether they have colour, and 'path: reason'
-    for the others, so a bad file is reported before training instead of failing inside tf.data.
-    """
+def _inspect_all(paths: list[Path], desc: str) -> list[ImageInfo | str]:
+    """_inspect of every path, in threads, with a progress bar on terminals for big folders."""
     from concurrent.futures import ThreadPoolExecutor
     from tqdm import tqdm
 
     with ThreadPoolExecutor(SCAN_THREADS) as pool:
-        results = list(tqdm(pool.map(_inspect, paths), total=len(paths), desc=desc, unit="file",
-                            disable=True if len(paths) < 2000 else None, leave=False))
+        return list(tqdm(pool.map(_inspect, paths), total=len(paths), desc=desc, unit="file",
+                         disable=True if len(paths) < 2000 else None, leave=False))
+
+
+def scan_images(paths: list[Path], desc: str = "checking images", folder: Path | None = None,
+                scope: list[Path] | None = None) -> tuple[dict[Path, ImageInfo], list[str]]:
+    """Decode every file once, so a bad file is reported before training instead of failing inside tf.data.
+
+    Returns the readable ones with their size and whether they have colour, and 'path: reason' for the others.
+    With `folder` (where the paths were listed, from the `scope` folders: default the folder itself) the scan
+    cache is used: files unchanged since an earlier scan are not decoded again.
+    """
+    results = _inspect_all(paths, desc) if folder is None else cached_scan(folder, paths, scope or [folder], desc)
     good = {p: r for p, r in zip(paths, results) if isinstance(r, ImageInfo)}
     return good, [r for r in results if isinstance(r, str)]
+
+
+# ---- the scan cache -------------------------------------------------------------------------------
+# What the scan of a folder found, kept between runs: a new run or a --resume over the same folder decodes only
+# the files that are new or changed since (told by their size and modification time, which need no reading).
+SCAN_CACHE_VERSION = 1  # raise it when what inspect_image finds changes meaning
+# A file changed this shortly before a scan is decoded again next time: file times are coarse (a filesystem
+# tick; 2 s on FAT), and a change within the tick of the scan would keep the size and time the cache has.
+RACY_NS = 2_000_000_000
+
+
+def scan_cache_file(folder: Path) -> Path:
+    """Where the scan of folder is cached: $COLORGAN_CACHE_DIR, else $XDG_CACHE_HOME/colorgan (default
+    ~/.cache/colorgan), then scans/<hash of the folder's absolute path>.json."""
+    base = os.environ.get("COLORGAN_CACHE_DIR") or \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colorgan"
+    return Path(base) / "scans" / f"{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32]}.json"
+
+
+def _cache_stamp() -> list:
+    """What the cached findings depend on besides the files themselves: if any of it changes, they are stale."""
+    import PIL
+
+    from . import __version__
+    from .image_files import GRAY_CHROMA, PLAIN_MAX_SIDE
+    return [SCAN_CACHE_VERSION, __version__, PIL.__version__, PLAIN_MAX_SIDE, GRAY_CHROMA]
+
+
+def _file_key(path: Path) -> list[int] | None:
+    """[size, mtime_ns] of a file, from os.stat; None when it cannot be stat'ed (such a file is never cached)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def read_scan_cache(file: Path) -> dict[str, dict]:
+    """The cached findings by path relative to the folder; none when the cache is missing, damaged or stale."""
+    try:
+        cached = json.loads(file.read_text())
+        return dict(cached["files"]) if cached["stamp"] == _cache_stamp() else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _cached_finding(entry: dict | None, key: list[int] | None, path: Path) -> ImageInfo | str | None:
+    """What the cache says about path while the file has the size and time it was scanned with; else None."""
+    if entry is None or key is None or entry.get("key") != key:
+        return None
+    if "skipped" in entry:
+        return f"{path}: {entry['skipped']}"
+    try:
+        return ImageInfo(*entry["info"])
+    except (KeyError, TypeError):
+        return None
+
+
+def _cache_entry(key: list[int], finding: ImageInfo | str, path: Path) -> dict:
+    if isinstance(finding, ImageInfo):
+        return {"key": key, "info": list(astuple(finding))}
+    return {"key": key, "skipped": finding.removeprefix(f"{path}: ")}  # the folder may be named another way later
+
+
+def _cacheable(key: list[int] | None, finding: ImageInfo | str, path: Path, started_ns: int) -> bool:
+    """Whether a finding holds while the file keeps its size and time: not for a file changed just before the
+    scan (RACY_NS), nor for one that failed for want of permission (a chmod changes neither)."""
+    if key is None or key[1] >= started_ns - RACY_NS:
+        return False
+    return isinstance(finding, ImageInfo) or os.access(path, os.R_OK)
+
+
+def write_scan_cache(file: Path, entries: dict[str, dict]) -> None:
+    """Whole, then renamed (two workers may write it at once); a cache folder we may not write turns caching off."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_shared(file, json.dumps({"stamp": _cache_stamp(), "files": entries}))
+    except OSError as e:
+        log.debug("scan cache not written (%s: %s)", file, e)
+
+
+def cached_scan(folder: Path, paths: list[Path], scope: list[Path], desc: str) -> list[ImageInfo | str]:
+    """_inspect's findings for paths under folder, decoding only the files the cache does not know unchanged.
+
+    The cache keeps these findings and, of its earlier ones, those outside `scope` (the folders these paths were
+    listed from, e.g. the classes chosen): a file within it that is not listed any more is gone.
+    """
+    started = time.time_ns()
+    file = scan_cache_file(folder)
+    cached = read_scan_cache(file)
+    names = [p.relative_to(folder).as_posix() for p in paths]
+    keys = [_file_key(p) for p in paths]
+    findings = [_cached_finding(cached.get(n), k, p) for n, k, p in zip(names, keys, paths)]
+    todo = [i for i, f in enumerate(findings) if f is None]
+    for i, finding in zip(todo, _inspect_all([paths[i] for i in todo], desc)):
+        findings[i] = finding
+    log.info("scan of %s: %d files, %d from the cache, %d checked", folder, len(paths), len(paths) - len(todo),
+             len(todo))
+    entries = {n: e for n, e in cached.items() if not any((folder / n).is_relative_to(s) for s in scope)}
+    entries.update({n: _cache_entry(k, f, p) for n, k, f, p in zip(names, keys, findings, paths)
+                    if _cacheable(k, f, p, started)})
+    if entries != cached:
+        write_scan_cache(file, entries)
+    return findings
 
 
 def report_skipped(skipped: list[str]) -> None:
@@ -454,8 +574,9 @@ def class_folders(folder: Path, classes: list[str]) -> list[Path]:
 def color_images(folder: Path, classes: list[str], keep_gray: bool = False) -> tuple[FileImages, list[str]]:
     """The files under folder (or its class subfolders) that decode and (unless keep_gray) have colour,
     and 'path: reason' for each of the others."""
-    files = [p for sub in class_folders(folder, classes) for p in image_files(sub)]
-    good, skipped = scan_images(files)
+    folders = class_folders(folder, classes)
+    files = [p for sub in folders for p in image_files(sub)]
+    good, skipped = scan_images(files, folder=folder, scope=folders)
     if not keep_gray:
         skipped += [f"{p}: {GRAY_REASON}" for p, info in good.items() if info.gray]
     kept = [p for p in files if p in good and (keep_gray or not good[p].gray)]
@@ -475,7 +596,7 @@ def paired_images(folder: Path, keep_gray: bool = False) -> tuple[FileImages, li
     skipped = [f"{color[s]}: no gray partner in {folder / 'gray'}" for s in sorted(color.keys() - gray.keys())]
     skipped += [f"{gray[s]}: no colour partner in {folder / 'color'}" for s in sorted(gray.keys() - color.keys())]
     stems = sorted(color.keys() & gray.keys(), key=_natural_key)
-    good, bad = scan_images([color[s] for s in stems] + [gray[s] for s in stems])
+    good, bad = scan_images([color[s] for s in stems] + [gray[s] for s in stems], folder=folder)
     skipped += bad
     kept = []
     for s in stems:

@@ -28,6 +28,7 @@ JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
 # A prime: the mid-epoch data-order seeds (seed + this * (epoch + 1) + step) lie apart from the
 # epoch-boundary ones (seed + epoch); see data_order_seed.
 MID_EPOCH_SEED_STRIDE = 7919
+JITTER_SEED_SALT = 0x6A17  # the second seed of the jitter seeds' random stream (see with_jitter_seeds)
 
 
 # ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
@@ -134,6 +135,25 @@ def data_order_seed(seed: int, epoch: int, step: int = 0) -> int:
     return seed + MID_EPOCH_SEED_STRIDE * (epoch + 1) + step
 
 
+def with_jitter_seeds(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """(example, [2] int64 seed for random_jitter) pairs: the k-th example of `ds` gets the k-th draw of a random
+    stream fixed by `seed`, so a seed gives the same jitter in every run, however many threads jitter.
+
+    The draws come from a seeded (stateful) random op in a sequential map: tf.data calls it once per element,
+    in order. Not a second source zipped in (Dataset.random) nor a Dataset.scan counter: tf.distribute's FILE
+    auto-sharding, which lets each worker read its own shard files, walks the pipeline back from its end to the
+    files and stops at both.
+    """
+    def draw(example):
+        # The raw op takes both seeds as they are (tf.random.uniform would mix in the global seed, which Keras sets);
+        # seed2 is a fixed non-zero salt: seed and seed2 both 0 would mean "unseeded" to TensorFlow.
+        seeds = tf.raw_ops.RandomUniformInt(shape=[2], minval=tf.constant(tf.int64.min, tf.int64),
+                                            maxval=tf.constant(tf.int64.max, tf.int64), seed=int(seed),
+                                            seed2=JITTER_SEED_SALT)
+        return example, seeds
+    return ds.map(draw)  # sequential on purpose (tf.data parallelises only stateless maps): draws in element order
+
+
 def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str, jitter: bool,
                   seed: int) -> tf.data.Dataset:
     """Endless shuffled (and with `jitter`, jittered) batches of (model input, target) at `size` px.
@@ -146,9 +166,8 @@ def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: 
     ds = _maybe_cache(images.examples(size), n, size)
     ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
     if jitter:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one [2] seed per example
-        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda x, s: random_jitter(x, size, s),
-                                                  num_parallel_calls=tf.data.AUTOTUNE)
+        ds = with_jitter_seeds(ds, seed).map(lambda x, s: random_jitter(x, size, s),
+                                             num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda x: example_to_model_io(x, color_space), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,6 +1,7 @@
 """Shared test helpers. Tests use tiny models and few images; `realdata` tests read ../shared/data."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +22,20 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "realdata: reads the real data sets in ../shared/data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scan_cache_dir(tmp_path_factory) -> Path:
+    """The data scan's cache (data.scan_cache_file) in the test session's own folder, never the user's ~/.cache;
+    training started in a subprocess inherits it."""
+    folder = tmp_path_factory.mktemp("colorgan-cache")
+    previous = os.environ.get("COLORGAN_CACHE_DIR")
+    os.environ["COLORGAN_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("COLORGAN_CACHE_DIR", None)
+    else:
+        os.environ["COLORGAN_CACHE_DIR"] = previous
 
 
 @pytest.fixture

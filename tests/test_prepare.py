@@ -136,27 +136,119 @@ def test_damaged_manifest_is_one_line(tmp_path):
         data.find_source(tiny_config(data=str(out)))
 
 
-def test_each_worker_reads_its_own_shards(tmp_path, monkeypatch):
-    """FILE sharding, as tf.distribute applies it to each of two workers: every example once over both."""
-    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+def flat_colours(folder, n):
+    """n PNGs of one colour each, all different: an example is known by its colour after any crop or mirror."""
+    from PIL import Image
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (32, 32), (30 + 9 * i, 220 - 6 * i, 60 + 37 * i % 150)).save(folder / f"{i:04d}.png")
+    return folder
 
-    out = tmp_path / "shards"
-    prepare.prepare(copy_images(sample_images(20), tmp_path / "imgs"), out, shard_mb=0.003, val_split=0.0,
-                    progress=False)
-    monkeypatch.setattr(data, "FILE_SHARDING", True)
+
+def colour_ids(batches):
+    """The colour of each example of (input, target) batches, as a hashable fingerprint."""
+    return [tuple(np.round(np.concatenate([x[k].mean((0, 1)), y[k].mean((0, 1))]), 4).tolist())
+            for x, y in ((np.asarray(x), np.asarray(y)) for x, y in batches) for k in range(len(x))]
+
+
+def shard_mb_for(folder, shards):
+    """--shard-mb that makes prepare write the folder's images as `shards` shards."""
+    return sum(p.stat().st_size for p in folder.iterdir()) / shards / 1024 ** 2 * 1.001
+
+
+def two_workers(monkeypatch):
+    """TF_CONFIG as worker 0 of two sees it (what data.py reads to count the workers)."""
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
                                                 "task": {"type": "worker", "index": 0}}))
+
+
+def test_each_worker_reads_its_own_shards(tmp_path, monkeypatch):
+    """FILE sharding, as tf.distribute applies it to each of two workers: every example once over both, also
+    through the training pipeline (shuffled, repeated, jittered)."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    folder = flat_colours(tmp_path / "imgs", 20)
+    out = tmp_path / "shards"
+    prepare.prepare(folder, out, shard_mb=shard_mb_for(folder, 4), val_split=0.0, progress=False)
+    two_workers(monkeypatch)
     train = data.find_source(tiny_config(data=str(out), val_split=0.0)).train
+    assert train.counts == [5, 5, 5, 5]  # 10 examples for each worker
     ds = train._parsed({"index": data.SHARD_FEATURES["index"]}).map(lambda e: e["index"])
     assert ds.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.FILE
     seen = [sorted(int(i) for i in _AutoShardDataset(ds, 2, w)) for w in range(2)]
-    assert sorted(seen[0] + seen[1]) == list(range(20)) and seen[0] and seen[1]
-    examples = [sorted(int(tf.reduce_sum(tf.cast(x, tf.int64))) for x in _AutoShardDataset(train.examples(32), 2, w)) for w in range(2)]
-    assert len(examples[0]) + len(examples[1]) == 20
-    # Not yet: the training pipeline's jitter seeds (a second source, Dataset.random) stop FILE sharding.
-    batches = pipeline.train_dataset(train, size=32, batch_size=4, color_space="lab", jitter=True, seed=1)
-    with pytest.raises(tf.errors.NotFoundError):
-        next(iter(_AutoShardDataset(batches, 2, 0)))
+    assert seen == [[i for i in range(20) if i % 4 in (0, 2)], [i for i in range(20) if i % 4 in (1, 3)]]
+
+    every = colour_ids(pipeline.eval_dataset(train, size=32, batch_size=5, color_space="lab"))
+    assert len(set(every)) == 20
+    seen = []
+    for w in range(2):
+        # A pipeline of its own for each worker: in one process, two rewrites of one pipeline share its cache.
+        batches = pipeline.train_dataset(train, size=32, batch_size=1, color_space="lab", jitter=True, seed=1)
+        assert batches.options().experimental_distribute.auto_shard_policy == \
+            tf.data.experimental.AutoShardPolicy.FILE
+        seen.append(colour_ids(_AutoShardDataset(batches, 2, w).take(10)))  # one pass over this worker's 10
+    assert sorted(seen[0] + seen[1]) == sorted(every)
+    assert set(seen[0]) == set(every[i] for i in range(20) if i % 4 in (0, 2))
+
+
+def test_workers_read_all_shards_when_their_own_would_be_uneven(tmp_path, monkeypatch, caplog):
+    folder = flat_colours(tmp_path / "imgs", 12)
+    out = tmp_path / "shards"
+    prepare.prepare(folder, out, shard_mb=shard_mb_for(folder, 3), val_split=0.0, progress=False)
+    two_workers(monkeypatch)
+    train = data.find_source(tiny_config(data=str(out), val_split=0.0)).train
+    assert train.counts == [4, 4, 4]  # shards 0 and 2 for one worker, shard 1 for the other: 2 to 1
+    caplog.set_level("INFO", logger="colorgan")
+    for _ in range(2):
+        batches = pipeline.train_dataset(train, size=32, batch_size=4, color_space="lab", jitter=True, seed=1)
+        assert batches.options().experimental_distribute.auto_shard_policy == \
+            tf.data.experimental.AutoShardPolicy.DATA
+    assert caplog.text.count("every worker reads all shards") == 1
+    assert "3 shards for 2 workers (their own shards would give the workers 4 to 8 examples)" in caplog.text
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3", "d:4"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert data.find_source(tiny_config(data=str(out), val_split=0.0)).train._shard_options() \
+        .experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA  # fewer shards
+
+
+def test_shards_give_the_folder_run_batch_for_batch(tmp_path):
+    """A folder prepared with the folder run's val_split and seed holds the same split, read in the same order (one
+    shard, or a few read round-robin), and TensorFlow decodes the same bytes (these files are `plain`: stored as
+    they are): the same seed gives the same training batches (shuffled, jittered, over epochs), validation
+    batches and, trained on one shard, losses."""
+    from colorgan.training import train
+
+    folder = copy_images(sample_images(24), tmp_path / "imgs")
+    paths = {"folder": folder, "shards": tmp_path / "shards", "3 shards": tmp_path / "shards3"}
+    prepare.prepare(folder, paths["shards"], shard_mb=100, val_split=0.25, seed=1, progress=False)
+    prepare.prepare(folder, paths["3 shards"], shard_mb=shard_mb_for(folder, 4), val_split=0.25, seed=1,  # train: 3
+                    progress=False)
+    sources = {name: data.find_source(tiny_config(data=str(path), val_split=0.25, seed=1))
+               for name, path in paths.items()}
+    assert len(sources["shards"].train.files) == 1 and len(sources["3 shards"].train.files) == 3
+    assert all(sources["folder"].train.plain)
+    size = dict(size=32, batch_size=4, color_space="lab")
+    batches = {name: list(pipeline.train_dataset(s.train, **size, jitter=True, seed=5).take(10))  # 18: 2 epochs+
+               for name, s in sources.items()}
+    val = {name: list(pipeline.eval_dataset(s.val, **size)) for name, s in sources.items()}
+    for got in (batches, val):
+        for shards in ("shards", "3 shards"):
+            assert len(got["folder"]) == len(got[shards])
+            for a, b in zip(got["folder"], got[shards]):
+                assert all(np.array_equal(u.numpy(), v.numpy()) for u, v in zip(a, b))
+
+    del paths["3 shards"]
+    runs = {name: train(tiny_config(data=str(path), val_split=0.25, seed=1, batch_size=4, epochs=2, run_name=name,
+                                    num_samples=0, checkpoint_dir=str(tmp_path / "runs"), tensorboard=False),
+                        verbose=0) for name, path in paths.items()}
+    rows = {name: (run / "history.csv").read_text().splitlines() for name, run in runs.items()}
+    header = rows["folder"][0].split(",")
+    assert header == rows["shards"][0].split(",") and len(rows["folder"]) == len(rows["shards"]) == 3
+    for a, b in zip(rows["folder"][1:], rows["shards"][1:]):
+        a, b = dict(zip(header, a.split(","))), dict(zip(header, b.split(",")))
+        losses = [k for k in header if k not in ("epoch", "seconds") and a[k]]  # the columns this trainer has
+        assert "g_total" in losses and "val_g_total" in losses
+        assert [float(a[k]) for k in losses] == pytest.approx([float(b[k]) for k in losses], rel=1e-5)
 
 
 def test_training_and_evaluation_on_shards(tmp_path, monkeypatch):

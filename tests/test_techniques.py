@@ -355,3 +355,62 @@ def test_multiworker_strategy_trains_with_two_local_workers(tmp_path):
     assert last[0] == last[1]
     bad = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--run-name" in bad.stderr
+
+
+# One worker of test_two_workers_over_shards_each_read_their_own: the training batches of one epoch as training
+# makes them (training.training_data, given to the strategy as Keras' fit gives it), and the colour of each
+# example this worker gets.
+COUNT_EXAMPLES = """
+import json, sys
+from colorgan.cli import setup_logging
+from colorgan.runtime import make_strategy
+setup_logging()
+strategy = make_strategy("multiworker")  # first, as training does: the cluster is set up before other TF work
+import numpy as np
+import tensorflow as tf
+from colorgan import pipeline, training
+from colorgan.config import Config
+from colorgan.data import find_source
+cfg = Config(data=sys.argv[1], image_size=32, batch_size=4, seed=1, strategy="multiworker", run_name="mw")
+source = find_source(cfg)
+cfg = cfg.resolved(source.default_image_size)
+batches = strategy.experimental_distribute_dataset(training.training_data(cfg, source, cfg.seed))
+seen, batch = [], iter(batches)
+for _ in range(pipeline.steps_per_pass(len(source.train), cfg.batch_size)):  # one epoch
+    x, y = next(batch)
+    for xs, ys in zip(strategy.experimental_local_results(x), strategy.experimental_local_results(y)):
+        seen += [np.concatenate([a.mean((0, 1)), b.mean((0, 1))]).round(4).tolist()
+                 for a, b in zip(xs.numpy(), ys.numpy())]
+strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)  # both done before either leaves
+print(json.dumps(seen))
+"""
+
+
+def test_two_workers_over_shards_each_read_their_own(tmp_path):
+    """Two local workers (MultiWorkerMirroredStrategy) over 2 shards: in one epoch each reads its own shard's
+    examples, once each, and together they see every training example exactly once."""
+    from colorgan import data, pipeline, prepare
+    from test_prepare import colour_ids, flat_colours, shard_mb_for
+
+    folder = flat_colours(tmp_path / "imgs", 16)
+    out = tmp_path / "shards"
+    prepare.prepare(folder, out, shard_mb=shard_mb_for(folder, 2), val_split=0.0, progress=False)
+    train = data.find_source(Config(data=str(out))).train
+    assert len(train.files) == 2
+    shards = [colour_ids(pipeline.eval_dataset(data.ShardImages([f], [n], 32), size=32, batch_size=8,
+                                               color_space="lab")) for f, n in zip(train.files, train.counts)]
+    workers = [f"localhost:{_free_port()}" for _ in range(2)]
+    procs, logs = [], [(tmp_path / f"worker{i}.out", tmp_path / f"worker{i}.err") for i in range(2)]
+    for index, (stdout, stderr) in enumerate(logs):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        env = dict(__import__("os").environ, TF_CONFIG=tf_config, TMPDIR=str(tmp_path))
+        with open(stdout, "w") as o, open(stderr, "w") as e:  # files, not pipes: a full pipe would stall a worker
+            procs.append(subprocess.Popen([sys.executable, "-c", COUNT_EXAMPLES, str(out)], env=env, cwd=ROOT,
+                                          stdout=o, stderr=e))
+    codes = [p.wait(timeout=600) for p in procs]
+    outputs = [(o.read_text(), e.read_text()) for o, e in logs]
+    assert codes == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    seen = [[tuple(x) for x in json.loads(printed.strip().splitlines()[-1])] for printed, _ in outputs]
+    assert all("16 images in shards" in err and "reads all shards" not in err for _, err in outputs)  # no DATA
+    assert sorted(seen[0]) == sorted(shards[0]) and sorted(seen[1]) == sorted(shards[1])  # its own shard, once
+    assert sorted(seen[0] + seen[1]) == sorted(shards[0] + shards[1]) and len(set(seen[0] + seen[1])) == 16
