@@ -6,6 +6,7 @@ in runtime.py, the data in data.py (finding it) and pipeline.py (feeding it).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -81,10 +82,14 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         if cfg.ab_loss == "classification" else None
     model = build_trainer(cfg, steps_per_epoch, strategy, class_weights)
 
-    with writable_run_dir(run_dir, strategy) as out_dir:
+    with writable_run_dir(run_dir, strategy) as out_dir, contextlib.ExitStack() as signals:
         # Where training was: restored from the run directory, written to out_dir (the same on the chief).
         remove_partial_writes(out_dir)
         state = TrainingState(model, out_dir / "state", restore_from=run_dir / "state")
+        # Ctrl-C or SIGTERM from here on (set-up included: config.json is the first sign of a run a
+        # scheduler sees) stops after the next step, saved there.
+        stopper = GracefulStop(state, steps_per_epoch)
+        signals.enter_context(stopper.handling_signals())
         epoch, step = state.restore()
         if cfg.init_from != "none" and not (epoch or step):  # a resumed run has its own weights
             init_generator(model.generator, cfg)
@@ -108,7 +113,6 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         # Callbacks: samples, TensorBoard, then the epoch's record (ending with the checkpoint), then the
         # signal check.
         recorder = RunRecorder(out_dir, state)
-        stopper = GracefulStop(state, steps_per_epoch)
         callbacks = [recorder, stopper]
         tensorboard = None
         if cfg.tensorboard:
@@ -129,18 +133,17 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
             verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
 
         try:
-            with stopper.handling_signals():
-                if step:  # the rest of an interrupted epoch first, from the step it was saved at
-                    stopper.step_offset = step
-                    model.fit(training_data(cfg, source, data_order_seed(cfg.seed, epoch, step)),
-                              initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps_per_epoch - step,
-                              callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
-                    stopper.step_offset = 0
-                    epoch += 1
-                if epoch < cfg.epochs and not recorder.diverged_at:
-                    model.fit(training_data(cfg, source, data_order_seed(cfg.seed, epoch)),
-                              initial_epoch=epoch, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                              callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
+            if step:  # the rest of an interrupted epoch first, from the step it was saved at
+                stopper.step_offset = step
+                model.fit(training_data(cfg, source, data_order_seed(cfg.seed, epoch, step)),
+                          initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps_per_epoch - step,
+                          callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
+                stopper.step_offset = 0
+                epoch += 1
+            if epoch < cfg.epochs and not recorder.diverged_at:
+                model.fit(training_data(cfg, source, data_order_seed(cfg.seed, epoch)),
+                          initial_epoch=epoch, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                          callbacks=callbacks, verbose=verbose, shuffle=False, **validation)
         except KeyboardInterrupt as interrupt:
             graceful = isinstance(interrupt, TrainingInterrupted)
             log.warning(interrupted_message(out_dir, steps_per_epoch, graceful))
