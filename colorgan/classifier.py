@@ -15,16 +15,19 @@ import logging
 import sys
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-from keras import layers
+from .cli import OneLineErrorParser, import_tensorflow_quietly
 
-from .cli import OneLineErrorParser
-from .runtime import PRECISION_POLICIES, default_precision
-from .data import list_images, resolve_data_path
-from .errors import ColorganError
-from .atomic import atomic_save, atomic_write_text
+# `python -m colorgan.classifier` runs this module before its main(): TF's start-up lines stay off the terminal.
+import_tensorflow_quietly()
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .runtime import PRECISION_POLICIES, default_precision  # noqa: E402
+from .data import list_images, resolve_data_path  # noqa: E402
+from .errors import ColorganError  # noqa: E402
+from .atomic import atomic_save, atomic_write_text  # noqa: E402
 
 log = logging.getLogger("colorgan")
 DEFAULT_DIR = Path("checkpoints") / "classifier-cifar10"

@@ -73,6 +73,16 @@ def test_scripts_and_subcommands_take_the_same_flags(name):
     assert _flags(script.stdout) == _flags(command.stdout) and len(_flags(script.stdout)) > 2
 
 
+@pytest.mark.parametrize("command", [[f"{name}.py"] for name in SCRIPTS] +
+                         [["-m", "colorgan.classifier"], ["-m", "colorgan.prepare"], ["-m", "colorgan.bench"]],
+                         ids=lambda command: " ".join(command))
+def test_help_is_the_help_alone(command):
+    # TensorFlow prints start-up lines (absl, CUDA probing) on import; a command's --help shows none of them.
+    out = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=_env())
+    assert out.returncode == 0 and out.stdout.startswith("usage: ") and out.stderr == ""
+
+
 def test_subcommand_errors_name_the_subcommand():
     out = _console("colorize", "x.jpg", "--render-size", "0")
     assert out.returncode == 2 and _lines(out.stderr) == [
