@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from .runtime import PRECISION_POLICIES, default_precision  # noqa: E402
-from .data import list_images, resolve_data_path  # noqa: E402
+from .data import color_images, report_skipped, resolve_data_path  # noqa: E402
 from .errors import ColorganError  # noqa: E402
 from .atomic import atomic_save, atomic_write_text  # noqa: E402
 
@@ -52,12 +52,11 @@ def Classifier(num_classes: int = 10, width: int = 64) -> keras.Model:
 
 
 def labelled_images(folder: Path, classes: list[str]) -> tuple[list[str], np.ndarray]:
-    paths, labels = [], []
-    for index, name in enumerate(classes):
-        files = list_images(folder / name)
-        paths += [str(p) for p in files]
-        labels += [index] * len(files)
-    return paths, np.array(labels, np.int32)
+    """The colour images of folder/<class>/ (one scan, one report of what was skipped) and their class indices."""
+    images, skipped = color_images(folder, classes)
+    report_skipped(skipped)
+    labels = [classes.index(Path(p).relative_to(folder).parts[0]) for p in images.color]
+    return list(images.color), np.array(labels, np.int32)
 
 
 def _dataset(paths, labels, batch_size: int, train: bool, seed: int = 0) -> tf.data.Dataset:
@@ -72,7 +71,7 @@ def _dataset(paths, labels, batch_size: int, train: bool, seed: int = 0) -> tf.d
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.cache()  # files were checked by list_images; a known length keeps epochs exact
+    ds = ds.cache()  # files were checked by the scan; a known length keeps epochs exact
     if train:
         ds = ds.shuffle(len(paths), seed=seed).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

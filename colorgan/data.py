@@ -551,13 +551,6 @@ def report_skipped(skipped: list[str]) -> None:
                  gray[0].rsplit(": ", 1)[0], ", ..." if len(gray) > 1 else "")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Readable colour images under folder; the others are warned about with their reason."""
-    images, skipped = color_images(folder, [])
-    report_skipped(skipped)
-    return [Path(p) for p in images.color]
-
-
 def class_folders(folder: Path, classes: list[str]) -> list[Path]:
     """The class subfolders to read: all of them, or those named by --classes."""
     if not classes:

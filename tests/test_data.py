@@ -1,5 +1,6 @@
 import logging
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -114,7 +115,9 @@ def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
     truncated = (folder / "0000.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
     with caplog.at_level(logging.WARNING, logger="colorgan"):
-        files = data.list_images(folder)
+        images, skipped = data.color_images(folder, [])
+        data.report_skipped(skipped)
+    files = [Path(p) for p in images.color]
     assert "empty.jpg: empty file" in caplog.text and "notes.jpg: not an image" in caplog.text
     assert "truncated.jpg: cannot decode" in caplog.text  # a valid header: only decoding finds it
     assert [f.name for f in files] == [f"{i:04d}.jpg" for i in range(5)]

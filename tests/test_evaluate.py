@@ -1,13 +1,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import evaluation, models, trainers, training
-from colorgan.classifier import FrozenClassifier, train_classifier
+from colorgan import data, evaluation, models, trainers, training
+from colorgan.classifier import FrozenClassifier, labelled_images, train_classifier
 from colorgan.config import Config
 from colorgan.models import Autoencoder
 from colorgan.runs import Run, load_run
@@ -222,3 +223,12 @@ def test_gray_baseline_reproduces_the_reference_on_cifar10_test(shared_data, tmp
     assert gray["psnr"] == pytest.approx(25.48, abs=0.2)
     assert gray["ssim"] == pytest.approx(0.953, abs=0.002)
     assert result["rows"]["true colour"]["colourfulness"] == pytest.approx(30.6, abs=0.3)
+
+
+def test_classifier_images_are_labelled_by_their_class_folder():
+    classes = sorted(p.name for p in (SAMPLE / "train").iterdir())
+    paths, labels = labelled_images(SAMPLE / "train", classes)
+    colour = {c: len(data.color_images(SAMPLE / "train", [c])[0].color) for c in classes}
+    assert [Path(p).parent.name for p in paths] == [classes[i] for i in labels]
+    assert [int((labels == i).sum()) for i in range(len(classes))] == [colour[c] for c in classes]
+    assert 0 < len(paths) < len(list((SAMPLE / "train").rglob("*.jpg")))  # black-and-white photos left out
