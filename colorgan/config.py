@@ -119,7 +119,9 @@ class Config:
                         AB_LOSSES)
     rebalance_mix: float = _opt(0.5, "--ab-loss classification: lambda of the class rebalancing, the uniform "
                                      "distribution's share in the mix (0.5: Zhang et al.; 1: no rebalancing, every "
-                                     "colour weighs the same and the predicted distribution stays calibrated)",
+                                     "colour weighs the same and the predicted distribution stays calibrated, but "
+                                     "a lower temperature then picks neutral bins, so --vividness above 1 adds no "
+                                     "colour: docs/colour_quality.md)",
                                 interval="(0, 1]")
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
