@@ -24,7 +24,7 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -175,6 +175,8 @@ class Config:
     strategy: str = _opt("none", "tf.distribute: none (one device), mirrored (all local GPUs, or logical CPUs), "
                                  "multiworker (several machines, configured by TF_CONFIG)", STRATEGIES)
     seed: int = _opt(42, "seed for the data split, data order and initialisation")
+    split_seed: int | Auto = _opt(AUTO, "seed of the train/validation split alone (auto: --seed); keep it while "
+                                        "changing --seed to repeat a run on the same validation photos")
     # outputs
     run_name: str = _opt(AUTO, "run directory name under --checkpoint-dir (auto: <data>-<date>-<time>)",
                          check=_plain_name)
@@ -187,6 +189,10 @@ class Config:
     @property
     def unet_depth(self) -> int:
         return unet_depth(self.image_size)
+
+    @property
+    def data_split_seed(self) -> int:
+        return self.seed if self.split_seed == AUTO else self.split_seed
 
     @property
     def discriminator_lr(self) -> float:
@@ -399,7 +405,13 @@ def _from_schema_4(values: dict) -> dict:
     return {"rebalance_mix": 0.5, **values}
 
 
-MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4}  # schema N -> N + 1
+# Schema 5 -> 6: --split-seed was added; earlier runs split their data with --seed, which "auto" still does.
+def _from_schema_5(values: dict) -> dict:
+    return {"split_seed": AUTO, **values}
+
+
+MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4,
+              5: _from_schema_5}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -662,7 +662,7 @@ def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
 
 def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, flag: str = "--data") -> DataSource:
     """One data folder, shard folder (colorgan.prepare's output) or cifar10 as a DataSource, split with cfg's
-    val_split and seed (a shard folder keeps the split it was prepared with)."""
+    val_split and split seed (a shard folder keeps the split it was prepared with)."""
     if is_shard_folder(data):
         return shard_source(data, classes, flag)
     path = resolve_data_path(data)
@@ -675,7 +675,7 @@ def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, f
     if is_shard_folder(str(path)):  # found under data/ or the project's root
         return shard_source(str(path), classes, flag)
     name = path.resolve().name.replace(" ", "-") + ("-" + "-".join(classes) if classes else "")
-    split = scan_folder(path, classes, cfg.val_split, cfg.seed, keep_gray, flag)
+    split = scan_folder(path, classes, cfg.val_split, cfg.data_split_seed, keep_gray, flag)
     report_skipped(split.skipped)
     check_has_training_images(path, split.train, split.skipped, flag)
     log.info("%s: %d images used, %d skipped", path, len(split.train) + len(split.val), len(split.skipped))

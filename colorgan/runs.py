@@ -144,7 +144,9 @@ def default_run_name(data_name: str) -> str:
 
 def prepare_run_dir(run_dir: Path, new: bool) -> Path:
     """Create run_dir (refusing to start a new run over an old one) and check it is writable."""
-    if new and (run_dir / "config.json").exists():
+    # A state/ without config.json is a run whose config was lost (or is being written): a new run there
+    # would silently go on from its checkpoint.
+    if new and ((run_dir / "config.json").exists() or (run_dir / "state").exists()):
         raise ColorganError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                             f"or pick another --run-name")
     try:

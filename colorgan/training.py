@@ -171,7 +171,7 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
     if cfg.rebalance_mix == 1.0:  # every weight 1: no histogram needed
         return None
     bins = ab_bins()
-    counted_on = json.dumps([cfg.data, cfg.more_data, cfg.classes, cfg.val_split, cfg.seed, cfg.image_size,
+    counted_on = json.dumps([cfg.data, cfg.more_data, cfg.classes, cfg.val_split, cfg.data_split_seed, cfg.image_size,
                              len(source.train), len(bins)])
     counts = load_ab_counts(run_dir, counted_on)
     if counts is None:

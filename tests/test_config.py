@@ -67,12 +67,12 @@ FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
 def test_auto_is_written_one_way():
     """Every field that can be worked out is "auto" by default, in Python, on the command line and in JSON."""
-    from colorgan.config import AUTO, allows_auto, field_types
+    from colorgan.config import AUTO, V1_AUTO_ZERO, allows_auto, field_types
     auto_fields = [name for name, kind in field_types().items() if allows_auto(kind)]
     assert set(auto_fields) >= {"image_size", "batch_size", "steps_per_epoch", "val_steps", "d_lr", "decay_epochs"}
     assert all(getattr(Config(), name) == AUTO for name in auto_fields)
     assert Config().precision == Config().xla == Config().run_name == AUTO
-    for name in auto_fields:  # 0 no longer means auto: it is out of range
+    for name in V1_AUTO_ZERO:  # 0 no longer means auto: it is out of range
         with pytest.raises(ColorganError, match="--" + name.replace("_", "-")):
             dataclasses.replace(Config(), **{name: 0}).validate()
 
@@ -127,6 +127,16 @@ def test_schema_versions_are_checked(tmp_path):
         (tmp_path / "c.json").write_text(json.dumps({**values, "schema": schema}))
         with pytest.raises(ColorganError, match=message):
             Config.load(tmp_path / "c.json")
+
+
+def test_schema_5_config_is_migrated():
+    """A run from before --split-seed split its data with --seed: "auto" does the same."""
+    old = json.loads((FIXTURES / "config_schema5.json").read_text())
+    assert old["schema"] == 5 and "split_seed" not in old
+    cfg = Config.load(FIXTURES / "config_schema5.json")
+    assert cfg.split_seed == "auto" and cfg.data_split_seed == cfg.seed == old["seed"]
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
 
 
 def test_shipped_weights_config_is_current():

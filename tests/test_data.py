@@ -84,6 +84,15 @@ def test_paired_source_split_is_deterministic_and_disjoint(tmp_path):
     assert a.default_image_size == 32  # CIFAR-sized images
 
 
+def test_split_seed_keeps_the_validation_photos_when_the_seed_changes(tmp_path):
+    root = make_paired(tmp_path / "set", 20)
+    a = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=3))
+    b = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=4, split_seed=3))
+    c = data.find_source(tiny_config(data=str(root), val_split=0.25, seed=3, split_seed=4))
+    assert a.val.color == b.val.color and a.train.color == b.train.color  # a second seed, the same photos
+    assert set(c.val.color) != set(a.val.color)
+
+
 def test_split_folder_and_classes():
     source = data.find_source(tiny_config(data=str(SAMPLE), classes=["horse", "deer"]))
     # test/horse/0008.jpg is a black-and-white photo: skipped, and said so

@@ -132,6 +132,9 @@ def test_existing_run_is_not_overwritten(tmp_path):
     training.train(cfg, verbose=0)
     with pytest.raises(ColorganError, match="already holds a run"):
         training.train(cfg, verbose=0)
+    (tmp_path / "r" / "config.json").unlink()  # its checkpoint is still there: a new run must not go on from it
+    with pytest.raises(ColorganError, match="already holds a run"):
+        training.train(cfg, verbose=0)
 
 
 # ---- the command line ----------------------------------------------------------------------------
