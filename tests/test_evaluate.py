@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,27 @@ def test_compare_two_runs(two_runs, tmp_path):
     assert rows[0].startswith("run,psnr") and len(rows) == 5
     assert (folder / "samples.png").stat().st_size > 0 and (folder / "loss_curves.png").stat().st_size > 0
 
+
+
+def test_compare_scores_every_run_on_the_first_runs_photos(two_runs, tmp_path):
+    """On a folder without a test split each run's own photos follow its split seed: a compare uses the first
+    run's for all, and says so when another run's split differs (it may have trained on those photos)."""
+    from conftest import copy_images, sample_images
+    plain = copy_images(sample_images(40), tmp_path / "plain")
+    other = tmp_path / "other-seed"
+    shutil.copytree(two_runs[0], other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "seed": cfg["seed"] + 1}))
+    args = ["--compare", str(two_runs[0]), str(other), "--data", str(plain), "--limit", "6"]
+    out = run_evaluate(*args, "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "other-seed: scored on tiny-ae's evaluation photos, not its own split" in out.stderr
+    first, second = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert first["rows"]["gray baseline"] == second["rows"]["gray baseline"]  # the same photos
+    assert first["rows"]["tiny-ae"] == second["rows"]["other-seed"]  # the same network on them
+    (other / "config.json").write_text(json.dumps({**cfg, "seed": cfg["seed"] + 1, "split_seed": cfg["seed"]}))
+    out = run_evaluate(*args, "--out", str(tmp_path / "b"), cwd=tmp_path)
+    assert out.returncode == 0 and "not its own split" not in out.stderr, out.stderr
 
 
 def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs, tmp_path):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
 from ..config import check_vividness
 from ..errors import ColorganError
 from . import invocation
+
+log = logging.getLogger("colorgan")
 
 PROG = "evaluate.py"
 
@@ -81,13 +84,22 @@ def main(argv=None, prog: str = PROG) -> int:
     runs = [load_run(d) for d in run_dirs]
     classifier = load_classifier_if_any(args.classifier)
 
-    def images_for(run):
-        cfg = run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[], more_data=[])
-        return eval_images(cfg)
+    def eval_config(run):
+        return run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[],
+                                                                    more_data=[])
+
+    def split_of(cfg):  # what decides a run's evaluation photos
+        return cfg.data, cfg.classes, cfg.val_split, cfg.data_split_seed
 
     results, first_images = [], None
     for run in runs:
-        images, description = images_for(run)
+        if args.compare and first_images is not None:  # every run on the first run's photos
+            if split_of(eval_config(run)) != split_of(eval_config(runs[0])):
+                log.warning("%s: scored on %s's evaluation photos, not its own split, so it may have trained on "
+                            "some of them (--split-seed keeps the split while --seed changes)", run.name, runs[0].name)
+            images = first_images
+        else:
+            images, description = eval_images(eval_config(run))
         first_images = first_images if first_images is not None else images
         result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
                               vividness=vividness, size=args.size)
