@@ -52,6 +52,13 @@ class ImageSet(abc.ABC):
     def subset(self, indices) -> ImageSet:
         """The images at `indices`, in that order, as the same kind of set."""
 
+    def spread(self, count: int) -> ImageSet:
+        """`count` images spread evenly over the set (the whole set if it is no larger): a split sorted by
+        class keeps every class, where its first `count` images might all be of one."""
+        if count >= len(self):
+            return self
+        return self.subset(np.unique(np.linspace(0, len(self) - 1, count).round().astype(int)))
+
     @abc.abstractmethod
     def _decoded(self, size: int) -> tf.data.Dataset:
         """uint8 [H, W, 4] (RGB + gray) examples at their own size; `size` is only a hint for decoding."""

@@ -104,7 +104,7 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     if images is None:
         images, description = eval_images(run.config)
     if limit:
-        images = images.subset(range(min(limit, len(images))))
+        images = images.spread(limit)
     labels = images.labels(classifier.classes) if classifier else None
     if classifier and labels is None:
         log.warning("semantic metrics skipped: the images are not in the classifier's class folders (%s)",

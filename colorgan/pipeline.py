@@ -201,5 +201,4 @@ def sample_examples(images: ImageSet, size: int, count: int) -> tf.Tensor:
     N is `count`, or less when the set is smaller or a file fails to decode. For model input and
     target: `example_to_model_io(examples, color_space)`.
     """
-    idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
-    return next(iter(images.subset(idx).examples(size).batch(count)))
+    return next(iter(images.spread(count).examples(size).batch(count)))

@@ -239,6 +239,16 @@ def test_sample_examples_are_spread_over_the_split():
     assert x.shape == (4, 32, 32, 1) and y.shape == (4, 32, 32, 2)
 
 
+def test_spread_keeps_every_class_of_a_class_sorted_split():
+    source = data.find_source(tiny_config())  # the sample's test split: its files sorted by class
+    classes = sorted(p.name for p in (SAMPLE / "test").iterdir())
+    class_of = lambda images: {Path(p).relative_to(SAMPLE / "test").parts[0] for p in images.color}
+    assert len(class_of(source.val.subset(range(10)))) == 1  # the first ten are all airplanes
+    spread = source.val.spread(10)
+    assert len(spread) == 10 and class_of(spread) == set(classes)
+    assert source.val.spread(len(source.val) + 5) is source.val
+
+
 def test_file_and_array_images_agree():
     source = data.find_source(tiny_config(classes=["horse", "deer"]))
     files = source.val

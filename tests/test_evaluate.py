@@ -153,6 +153,15 @@ def test_compare_scores_every_run_on_the_first_runs_photos(two_runs, tmp_path):
     assert out.returncode == 0 and "not its own split" not in out.stderr, out.stderr
 
 
+def test_limit_scores_images_spread_over_the_split(two_runs):
+    run = load_run(two_runs[0])
+    images, _ = evaluation.eval_images(run.config)
+    limited = evaluation.evaluate_run(run, images, limit=8, progress=False)
+    spread = evaluation.evaluate_run(run, images.spread(8), progress=False)
+    first = evaluation.evaluate_run(run, images.subset(range(8)), progress=False)
+    assert limited["images"] == 8 and limited["rows"] == spread["rows"] != first["rows"]
+
+
 def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs, tmp_path):
     run = load_run(two_runs[1])
     seen = []
