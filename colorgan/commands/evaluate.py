@@ -28,7 +28,8 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                              "written to reports/compare/ (or --out)")
     parser.add_argument("--data", help="evaluate on this data instead of the run's own (its test split, "
                                        "else its seeded validation split)")
-    parser.add_argument("--limit", type=int, default=0, help="evaluate at most N images, spread evenly over the split (default: all)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="evaluate at most N images, spread evenly over the split (default: all)")
     parser.add_argument("--out", help="output folder (default: reports/<run-name>/, or reports/compare/)")
     parser.add_argument("--classifier", help="classifier folder for the semantic metrics "
                                              "(default: checkpoints/classifier-cifar10 if it exists)")
