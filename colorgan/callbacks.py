@@ -4,6 +4,7 @@
   TensorBoardLog  the epoch's losses, learning rates and sample grid to logs/ (see tensorboard_logs.py)
   RunRecorder     history row, generator.keras, then the training state (the commit point); stops on NaN
   GracefulStop    Ctrl-C or SIGTERM: finish the step, save where it was, stop
+  ProgressLog     where no progress bar is drawn (output to a file): a line with the step and ETA each minute
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import tensorflow as tf
+from tqdm import tqdm
 
 from . import tensorboard_logs
 from .atomic import atomic_save
@@ -196,3 +199,45 @@ class GracefulStop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.requested:  # RunRecorder, called first, has saved the epoch (unless it diverged)
             raise TrainingInterrupted(self.requested)
+
+
+PROGRESS_SECONDS = 60.0
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """A log line every PROGRESS_SECONDS within an epoch: the step, the time so far, the time left, the losses.
+
+    Keras draws its progress bar only on a terminal; in a log file (a run under nohup or a scheduler) it
+    writes a line per epoch, and one epoch on a CPU can take an hour. The time left is measured from the
+    end of the fit's first step, which includes tracing. offset() gives the steps of the epoch done before
+    this fit (a resumed epoch, fitted on its own), so the counts are the run's.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, offset: Callable[[], int] = lambda: 0,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.epochs, self.steps_per_epoch, self.offset, self.clock = epochs, steps_per_epoch, offset, clock
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = self._last = self.clock()
+        self._first_step_end = None
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        self._batches = batch + 1
+        if self._first_step_end is None:
+            self._first_step_end = now
+        if now - self._last < PROGRESS_SECONDS:
+            return
+        self._last = now
+        done = self.offset() + self._batches
+        left = self.steps_per_epoch - done
+        line = (f"epoch {self._epoch + 1}/{self.epochs}: step {done}/{self.steps_per_epoch} "
+                f"({100 * done // self.steps_per_epoch}%), {tqdm.format_interval(now - self._start)} so far")
+        if self._batches > 1:
+            per_step = (now - self._first_step_end) / (self._batches - 1)
+            line += f", about {tqdm.format_interval(per_step * left)} left in the epoch"
+        losses = ", ".join(f"{name} {float(value):.4g}" for name, value in (logs or {}).items())
+        log.info(line + (f"; {losses}" if losses else ""))

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from .atomic import atomic_write_text
-from .callbacks import GracefulStop, RunRecorder, SampleGrid, TensorBoardLog, TrainingInterrupted
+from .callbacks import GracefulStop, ProgressLog, RunRecorder, SampleGrid, TensorBoardLog, TrainingInterrupted
 from .config import AUTO, Config
 from .data import DataSource, find_source
 from .errors import ColorganError
@@ -131,6 +131,8 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
                 source.val, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space).repeat())
         if verbose is None:
             verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
+        if verbose == 2:  # and within an epoch, a line each minute with the time left
+            callbacks.append(ProgressLog(cfg.epochs, steps_per_epoch, offset=lambda: stopper.step_offset))
 
         try:
             if step:  # the rest of an interrupted epoch first, from the step it was saved at

@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -169,6 +170,33 @@ def test_bad_flags_give_one_line_errors(args, message):
     assert out.returncode == 2
     lines = [l for l in out.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr, out.stderr
+
+
+def test_progress_log_gives_the_epochs_step_and_time_left_each_minute(caplog):
+    now = [0.0]
+    # A resumed epoch, fitted on its own: 40 of its 100 steps were done before.
+    progress = callbacks.ProgressLog(epochs=3, steps_per_epoch=100, offset=lambda: 40, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="colorgan"):
+        progress.on_epoch_begin(1)
+        now[0] = 10.0  # the first step, tracing included, is left out of the rate
+        progress.on_train_batch_end(0, {"g_l1": 0.5})
+        for batch in range(1, 35):  # then 2 s a step: the minute is up after the 26th step
+            now[0] += 2.0
+            progress.on_train_batch_end(batch, {"g_l1": 0.25, "d": 1.0})
+    assert [r.getMessage() for r in caplog.records] == [
+        "epoch 2/3: step 66/100 (66%), 01:00 so far, about 01:08 left in the epoch; g_l1 0.25, d 1"]
+
+
+def test_a_run_logging_to_a_file_reports_progress_within_the_epoch(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(callbacks, "PROGRESS_SECONDS", 0.0)
+    cfg = tiny_config(classes=["horse"], epochs=1, batch_size=8, checkpoint_dir=str(tmp_path), run_name="r",
+                      num_samples=0)
+    with caplog.at_level(logging.INFO, logger="colorgan"):
+        training.train(cfg, verbose=2)  # verbose 2: what a run with its output in a file gets
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1: step ")]
+    assert steps[0].startswith("epoch 1/1: step 1/5 (20%)") and "left in the epoch" not in steps[0]
+    assert steps[-1].startswith("epoch 1/1: step 5/5 (100%)") and "00:00 left in the epoch; " in steps[-1]
+    assert "g_total " in steps[-1]
 
 
 def test_cli_trains_and_resumes(tmp_path):
