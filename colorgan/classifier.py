@@ -25,7 +25,8 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from .runtime import PRECISION_POLICIES, default_precision  # noqa: E402
-from .data import color_images, report_skipped, resolve_data_path  # noqa: E402
+from .data import color_images, resolve_data_path  # noqa: E402
+from .scan import report_skipped  # noqa: E402
 from .errors import ColorganError  # noqa: E402
 from .atomic import atomic_save, atomic_write_text  # noqa: E402
 

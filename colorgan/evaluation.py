@@ -26,7 +26,8 @@ from .classifier import FrozenClassifier
 from .chroma import decode, predicted_ab
 from .color import from_model_io, gray_from_model_input, to_model_io
 from .config import Config
-from .data import ImageSet, find_source
+from .data import find_source
+from .image_sets import ImageSet
 from .atomic import atomic_write_text
 from .errors import ColorganError
 from .losses import ALL_LOSS_NAMES, LOSS_TITLES, l1_loss

@@ -18,7 +18,7 @@ from .errors import ColorganError
 from .image_files import read_rgb
 
 if TYPE_CHECKING:
-    from .data import ImageSet
+    from .image_sets import ImageSet
 
 log = logging.getLogger("colorgan")
 

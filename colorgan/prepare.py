@@ -77,7 +77,7 @@ class SplitPlan:
         return [(i, self.items[i]) for i in range(shard, len(self.items), self.shards)]
 
     def shard_file(self, shard: int) -> str:
-        from .data import shard_name
+        from .shards import shard_name
         return shard_name(self.name, shard, self.shards)
 
 
@@ -99,7 +99,7 @@ def split_plans(images: dict, shard_bytes: float, max_side: int) -> list[SplitPl
 
 
 def plan_fingerprint(plans: list[SplitPlan], max_side: int) -> str:
-    from .data import SHARD_FORMAT_VERSION
+    from .shards import SHARD_FORMAT_VERSION
     content = json.dumps([SHARD_FORMAT_VERSION, max_side] + [
         [p.name, p.shards, [[i.color, i.gray, i.plain, os.path.getsize(i.color)] for i in p.items]] for p in plans])
     return hashlib.sha256(content.encode()).hexdigest()
@@ -195,7 +195,7 @@ def start_or_continue(out: str, fingerprint: str) -> None:
     import tensorflow as tf
 
     from .atomic import TEMP_PREFIX
-    from .data import MANIFEST
+    from .shards import MANIFEST
     tf.io.gfile.makedirs(out)
     for name in tf.io.gfile.listdir(out):
         if name.startswith(TEMP_PREFIX):
@@ -221,8 +221,10 @@ def prepare(data: str, out: str, *, max_side: int = 0, shard_mb: float = DEFAULT
     from tqdm import tqdm
 
     from . import __version__
-    from .data import (MANIFEST, SHARD_FORMAT, SHARD_FORMAT_VERSION, GRAY_REASON, check_has_training_images,
-                       report_skipped, resolve_data_path, scan_folder)
+    from .data import resolve_data_path, scan_folder
+    from .image_sets import check_has_training_images
+    from .scan import GRAY_REASON, report_skipped
+    from .shards import MANIFEST, SHARD_FORMAT, SHARD_FORMAT_VERSION
 
     if max_side < 0 or shard_mb <= 0 or jobs < 1:
         raise ColorganError("--max-side must be 0 or more, --shard-mb above 0 and --jobs at least 1")

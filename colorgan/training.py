@@ -20,7 +20,8 @@ import tensorflow as tf
 from .atomic import atomic_write_text
 from .callbacks import GracefulStop, ProgressLog, RunRecorder, SampleGrid, TensorBoardLog, TrainingInterrupted
 from .config import AUTO, Config
-from .data import DataSource, find_source
+from .data import find_source
+from .image_sets import DataSource
 from .errors import ColorganError
 from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_model_io, sample_examples, steps_per_pass,
                        train_dataset)

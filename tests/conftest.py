@@ -26,7 +26,7 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True, scope="session")
 def scan_cache_dir(tmp_path_factory) -> Path:
-    """The data scan's cache (data.scan_cache_file) in the test session's own folder, never the user's ~/.cache;
+    """The data scan's cache (scan.scan_cache_file) in the test session's own folder, never the user's ~/.cache;
     training started in a subprocess inherits it."""
     folder = tmp_path_factory.mktemp("colorgan-cache")
     previous = os.environ.get("COLORGAN_CACHE_DIR")

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colorgan import data, pipeline
+from colorgan import data, pipeline, scan
 from colorgan.errors import ColorganError
 from conftest import ROOT, sample_images, tiny_config
 
@@ -257,12 +257,12 @@ def test_ctrl_c_during_the_scan_stops_it_at_once(monkeypatch, tmp_path):
         time.sleep(0.02)
         return "fine"
 
-    monkeypatch.setattr(data, "_inspect", slow_inspect)
+    monkeypatch.setattr(scan, "_inspect", slow_inspect)
     # Python's own Ctrl-C handler, also where pytest was started with SIGINT ignored (a background job)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
-            data.scan_images(files)
+            scan.scan_images(files)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert len(seen) < 40  # the files not yet started were dropped

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data, pipeline
+from colorgan import data, image_sets, pipeline, scan
 from colorgan.color import rgb_to_gray
 from colorgan.errors import ColorganError
 from conftest import SAMPLE, copy_images, sample_images, tiny_config
@@ -125,12 +125,12 @@ def test_broken_files_are_skipped_with_their_names(tmp_path, caplog):
     (folder / "truncated.jpg").write_bytes(truncated[: len(truncated) // 3])
     with caplog.at_level(logging.WARNING, logger="colorgan"):
         images, skipped = data.color_images(folder, [])
-        data.report_skipped(skipped)
+        scan.report_skipped(skipped)
     files = [Path(p) for p in images.color]
     assert "empty.jpg: empty file" in caplog.text and "notes.jpg: not an image" in caplog.text
     assert "truncated.jpg: cannot decode" in caplog.text  # a valid header: only decoding finds it
     assert [f.name for f in files] == [f"{i:04d}.jpg" for i in range(5)]
-    decoded = list(data.FileImages(color=[str(f) for f in files]).examples(32))
+    decoded = list(image_sets.FileImages(color=[str(f) for f in files]).examples(32))
     assert len(decoded) == 5
 
 
@@ -143,7 +143,7 @@ def test_cifar10_download_path(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x, y), (x[:10], y[:10])))
     source = data.find_source(tiny_config(data="cifar10", classes=["horse"]))
     assert len(source.train) == 2 and len(source.val) == 1 and source.default_image_size == 32
-    assert isinstance(source.train, data.ArrayImages) and source.train.labels(list(data.CIFAR10_CLASSES)) is None
+    assert isinstance(source.train, image_sets.ArrayImages) and source.train.labels(list(data.CIFAR10_CLASSES)) is None
 
     def offline():
         raise OSError("no network")
@@ -257,12 +257,12 @@ def test_file_and_array_images_agree():
     assert labels is not None and len(labels) == len(files) == 19
     assert all(classes[i] in p for i, p in zip(labels, files.color))
     assert files.labels(["horse"]) is None  # a deer has no known class
-    arrays = data.ArrayImages(np.stack([e.numpy()[..., :3] for e in files.examples(32)]))
+    arrays = image_sets.ArrayImages(np.stack([e.numpy()[..., :3] for e in files.examples(32)]))
     assert len(arrays) == len(files) and arrays.labels(classes) is None
     assert files.max_side() == arrays.max_side() == 32
     idx = [7, 0, 18, 3]
     part_files, part_arrays = files.subset(idx), arrays.subset(idx)
-    assert type(part_files) is data.FileImages and type(part_arrays) is data.ArrayImages
+    assert type(part_files) is image_sets.FileImages and type(part_arrays) is image_sets.ArrayImages
     assert part_files.color == [files.color[i] for i in idx] and part_files.plain == [files.plain[i] for i in idx]
     np.testing.assert_array_equal(part_files.labels(classes), labels[idx])
     # the same examples whichever way the images are held (gray derived from the colour both ways)
@@ -310,7 +310,7 @@ def test_more_data_joins_folders_each_split_as_alone(tmp_path):
     part = joined.val.subset(idx)
     np.testing.assert_array_equal(np.stack([e.numpy() for e in part.examples(32)]), got[idx])
     assert joined.val.labels(list(data.CIFAR10_CLASSES)) is None  # the paired folder has no classes
-    two = data.JoinedImages([sample.val, sample.val])
+    two = image_sets.JoinedImages([sample.val, sample.val])
     np.testing.assert_array_equal(two.labels(["horse"]), np.zeros(2 * len(sample.val)))
     assert joined.train.max_side() == 32
 

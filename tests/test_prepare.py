@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from colorgan import data, pipeline, prepare
 from colorgan.errors import ColorganError
+from colorgan.shards import SHARD_FEATURES
 from conftest import copy_images, sample_images, tiny_config
 from test_data import make_paired
 
@@ -19,7 +20,7 @@ def read_shards(folder, split):
     records = []
     for name in manifest["splits"][split]["shards"]:
         for raw in tf.data.TFRecordDataset(str(folder / name)):
-            parsed = tf.io.parse_single_example(raw, data.SHARD_FEATURES)
+            parsed = tf.io.parse_single_example(raw, SHARD_FEATURES)
             records.append({k: v.numpy() for k, v in parsed.items()})
     return records
 
@@ -157,7 +158,7 @@ def shard_mb_for(folder, shards):
 
 
 def two_workers(monkeypatch):
-    """TF_CONFIG as worker 0 of two sees it (what data.py reads to count the workers)."""
+    """TF_CONFIG as worker 0 of two sees it (what shards.py reads to count the workers)."""
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
                                                 "task": {"type": "worker", "index": 0}}))
 
@@ -173,7 +174,7 @@ def test_each_worker_reads_its_own_shards(tmp_path, monkeypatch):
     two_workers(monkeypatch)
     train = data.find_source(tiny_config(data=str(out), val_split=0.0)).train
     assert train.counts == [5, 5, 5, 5]  # 10 examples for each worker
-    ds = train._parsed({"index": data.SHARD_FEATURES["index"]}).map(lambda e: e["index"])
+    ds = train._parsed({"index": SHARD_FEATURES["index"]}).map(lambda e: e["index"])
     assert ds.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.FILE
     seen = [sorted(int(i) for i in _AutoShardDataset(ds, 2, w)) for w in range(2)]
     assert seen == [[i for i in range(20) if i % 4 in (0, 2)], [i for i in range(20) if i % 4 in (1, 3)]]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from colorgan import data, training
+from colorgan import data, scan, training
 from conftest import copy_images, sample_images, tiny_config
 from test_data import make_paired
 from test_prepare import class_folder
@@ -15,7 +15,7 @@ HOUR_NS = 3600 * 10 ** 9
 
 def age(path, hours=1):
     """Give a file, or every file under a folder, a modification time `hours` ago: a file changed just before a
-    scan is decoded again by the next one (data.RACY_NS), and these tests copy their files just before a scan."""
+    scan is decoded again by the next one (scan.RACY_NS), and these tests copy their files just before a scan."""
     then = time.time_ns() - int(hours * HOUR_NS)
     for file in [path] if path.is_file() else path.rglob("*"):
         if file.is_file():
@@ -32,15 +32,15 @@ def cache_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def inspected(monkeypatch):
-    """The files the scan decodes (data._inspect's calls), as names."""
+    """The files the scan decodes (scan._inspect's calls), as names."""
     calls = []
-    inspect = data._inspect
+    inspect = scan._inspect
 
     def counting(path):
         calls.append(path.name)
         return inspect(path)
 
-    monkeypatch.setattr(data, "_inspect", counting)
+    monkeypatch.setattr(scan, "_inspect", counting)
     return calls
 
 
@@ -142,12 +142,12 @@ def test_a_cache_folder_that_cannot_be_written_turns_caching_off(tmp_path, monke
 def test_the_cache_lives_in_the_user_cache_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("COLORGAN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    file = data.scan_cache_file(tmp_path / "imgs")
+    file = scan.scan_cache_file(tmp_path / "imgs")
     assert file.parent == tmp_path / "xdg" / "colorgan" / "scans" and file.suffix == ".json"
-    assert data.scan_cache_file(tmp_path / "imgs" / ".." / "imgs") == file  # keyed by the absolute path
-    assert data.scan_cache_file(tmp_path / "other") != file
+    assert scan.scan_cache_file(tmp_path / "imgs" / ".." / "imgs") == file  # keyed by the absolute path
+    assert scan.scan_cache_file(tmp_path / "other") != file
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert str(data.scan_cache_file(tmp_path)).startswith(os.path.expanduser("~/.cache/colorgan/scans/"))
+    assert str(scan.scan_cache_file(tmp_path)).startswith(os.path.expanduser("~/.cache/colorgan/scans/"))
 
 
 def test_resume_of_a_folder_run_uses_the_cache(tmp_path, cache_dir, inspected):

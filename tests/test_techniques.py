@@ -390,6 +390,7 @@ def test_two_workers_over_shards_each_read_their_own(tmp_path):
     """Two local workers (MultiWorkerMirroredStrategy) over 2 shards: in one epoch each reads its own shard's
     examples, once each, and together they see every training example exactly once."""
     from colorgan import data, pipeline, prepare
+    from colorgan.shards import ShardImages
     from test_prepare import colour_ids, flat_colours, shard_mb_for
 
     folder = flat_colours(tmp_path / "imgs", 16)
@@ -397,7 +398,7 @@ def test_two_workers_over_shards_each_read_their_own(tmp_path):
     prepare.prepare(folder, out, shard_mb=shard_mb_for(folder, 2), val_split=0.0, progress=False)
     train = data.find_source(Config(data=str(out))).train
     assert len(train.files) == 2
-    shards = [colour_ids(pipeline.eval_dataset(data.ShardImages([f], [n], 32), size=32, batch_size=8,
+    shards = [colour_ids(pipeline.eval_dataset(ShardImages([f], [n], 32), size=32, batch_size=8,
                                                color_space="lab")) for f, n in zip(train.files, train.counts)]
     workers = [f"localhost:{_free_port()}" for _ in range(2)]
     procs, logs = [], [(tmp_path / f"worker{i}.out", tmp_path / f"worker{i}.err") for i in range(2)]
