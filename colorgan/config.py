@@ -95,7 +95,7 @@ class Config:
                      check=_not_blank)
     more_data: list[str] = _opt([], "comma list of more data folders to train on together with --data (each split "
                                     "as it would be alone; list one twice to draw from it twice as often)")
-    classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer (default: all)")
+    classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer; empty: all")
     image_size: int | Auto = _opt(AUTO, "training size in pixels: a power of two for the U-Net, a multiple of 32 "
                                         "for effnet-lite0 (auto: 32 for CIFAR-10-sized data, 256 otherwise)",
                                   check=_image_size_problem)

@@ -1,7 +1,8 @@
 """`python -m colorgan.prepare` / `colorgan prepare`: scan a data folder once and write it as TFRecord shards.
 
 The folder is scanned as training scans it (bad files named and skipped, black-and-white photos counted) and
-split as training splits it (its own train/ + test/, else --val-split with --seed). Each split is written as
+split as training splits it (its own train/ + test/, else --val-split with --split-seed or --seed, the
+same flags as train.py's). Each split is written as
 shards of about --shard-mb MB plus a manifest.json; `train.py --data SHARDS` then reads the shards with no scan.
 
 Example i of a split goes to shard i % S, fixed before anything is written, so a shard is either finished
@@ -22,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import OneLineErrorParser, import_tensorflow_quietly, run_main, setup_logging
+from .cli import (OneLineErrorParser, add_config_arguments, import_tensorflow_quietly, overrides_from_args,
+                  run_main, setup_logging)
+from .config import config_from_overrides
 from .errors import ColorganError
 
 log = logging.getLogger("colorgan")
@@ -33,9 +36,12 @@ DEFAULT_SHARD_MB = 150
 JPEG_BYTES_PER_PIXEL = 0.4  # about what a photo takes at quality 95: the size estimate of a shrunk image
 
 
+# The flags that decide which images go where, taken from train.py's (Config) so that the same flags give the
+# same split in both.
+SPLIT_FLAGS = ("classes", "val_split", "seed", "split_seed")
+
+
 def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
-    from .config import Config
-    defaults = Config()
     parser = OneLineErrorParser(
         prog=prog, description="Scan and validate a data folder once and write it as TFRecord shards (per split) "
                                "with a manifest.json; train.py --data SHARDS and evaluate.py read them with no scan.")
@@ -47,10 +53,7 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                                                                "(re-encoded); default: stored as they are")
     parser.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
                         help="about this many MB per shard (default: %(default)s)")
-    parser.add_argument("--val-split", type=float, default=defaults.val_split,
-                        help="validation fraction for data without its own test split (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of that split (default: %(default)s)")
-    parser.add_argument("--classes", nargs="+", default=[], metavar="CLASS", help="only these class subfolders")
+    add_config_arguments(parser, names=SPLIT_FLAGS)
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="shards written at once (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -282,8 +285,10 @@ def main(argv=None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     setup_logging()
     import_tensorflow_quietly()
-    manifest = prepare(args.data, args.out, max_side=args.max_side, shard_mb=args.shard_mb, val_split=args.val_split,
-                       seed=args.seed, classes=args.classes, jobs=args.jobs, progress=not args.no_progress)
+    split = config_from_overrides(overrides_from_args(args))
+    manifest = prepare(args.data, args.out, max_side=args.max_side, shard_mb=args.shard_mb, val_split=split.val_split,
+                       seed=split.data_split_seed, classes=split.classes, jobs=args.jobs,
+                       progress=not args.no_progress)
     sizes = ", ".join(f"{name} {info['examples']} in {len(info['shards'])} shard{'s' * (len(info['shards']) > 1)}"
                       for name, info in manifest["splits"].items())
     print(f"{manifest['source']}: {sizes}; {manifest['counts']['skipped']} files skipped "

@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 from colorgan import data, pipeline, prepare
+from colorgan.cli import overrides_from_args
+from colorgan.config import config_from_overrides
 from colorgan.errors import ColorganError
 from colorgan.shards import SHARD_FEATURES
 from conftest import copy_images, sample_images, tiny_config
@@ -68,6 +70,38 @@ def test_shards_round_trip_every_example_with_the_folder_split(tmp_path):
     assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 3  # TF's JPEG decoder against Pillow's
     subset = shards.val.subset([1, 4, 5])
     assert len(subset) == 3 and np.array_equal(np.stack(list(subset.examples(32).as_numpy_iterator())), a[[1, 4, 5]])
+
+
+@pytest.mark.parametrize("flags", [["--seed", "7"], ["--seed", "7", "--split-seed", "3"], ["--split-seed", "5"]])
+def test_the_split_flags_mean_what_they_mean_to_train_py(tmp_path, flags):
+    from colorgan.commands import train as train_command
+
+    files = sample_images(24)
+    for c, name in enumerate(("cat", "dog", "ship")):  # class folders with no split of their own
+        copy_images(files[8 * c:8 * (c + 1)], tmp_path / "set" / name)
+    argv = ["--data", str(tmp_path / "set"), "--classes", "cat,ship", "--val-split", "0.25", *flags]
+    prepare.main([*argv, "--out", str(tmp_path / "shards"), "--no-progress"])
+    trained = data.find_source(config_from_overrides(overrides_from_args(train_command.parse_args(argv))))
+    default = data.find_source(config_from_overrides(overrides_from_args(train_command.parse_args(argv[:6]))))
+    shards = data.find_source(tiny_config(data=str(tmp_path / "shards")))
+    assert len(shards.val) == len(trained.val) == 4  # 16 images of the two classes kept
+    assert sorted(trained.val.color) != sorted(default.val.color)  # the flags moved the split
+    a = np.stack(list(shards.val.examples(32).as_numpy_iterator()))
+    b = np.stack(list(trained.val.examples(32).as_numpy_iterator()))
+    assert np.abs(a.astype(int) - b).max() <= 3  # TF's JPEG decoder against Pillow's
+
+
+@pytest.mark.parametrize("flags", [["--val-split", "1"], ["--seed", "abc"], ["--split-seed", "x"],
+                                   ["--classes", "zebra"], ["--bogus"]])
+def test_bad_flags_are_one_line_errors_and_write_nothing(tmp_path, capsys, flags):
+    from colorgan.cli import run_main
+
+    argv = ["--data", str(class_folder(tmp_path / "set", 2)), "--out", str(tmp_path / "shards"), *flags]
+    with pytest.raises(SystemExit) as exit_:
+        run_main(prepare.PROG, lambda: prepare.main(argv))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"{prepare.PROG}: error: "), err
+    assert not (tmp_path / "shards").exists()
 
 
 def test_paired_folder_keeps_the_gray_partner(tmp_path):
