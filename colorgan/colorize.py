@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from .progress import progress_bar
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import ColorganError
@@ -87,7 +87,7 @@ def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike, sid
     failed = []
     videos = sum(is_video(src) for src, _ in jobs)
     with logging_redirect_tqdm():  # a skipped file's line printed above the progress bars, not into them
-        for src, rel in tqdm(jobs, unit="file", disable=len(jobs) < 2, desc="colorizing"):
+        for src, rel in progress_bar(jobs, unit="file", disable=len(jobs) < 2, desc="colorizing"):
             pair = out_dir / side_by_side_path(rel) if side_by_side else None
             try:
                 if is_video(src):

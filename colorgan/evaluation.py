@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
+from .progress import progress_bar
 
 from . import metrics
 from .classifier import DEFAULT_DIR as DEFAULT_CLASSIFIER_DIR
@@ -113,7 +113,7 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
     size = size or run.config.image_size
     ds = images.examples(size).batch(batch_size)
     acc, seen = _Accumulator(), 0
-    bar = tqdm(ds, total=math.ceil(len(images) / batch_size), unit="batch", disable=not progress,
+    bar = progress_bar(ds, total=math.ceil(len(images) / batch_size), unit="batch", disable=not progress,
                desc=f"evaluating {run.name}")
     models = [("model", v) for v in levels]
     for examples in bar:

@@ -221,7 +221,7 @@ def prepare(data: str, out: str, *, max_side: int = 0, shard_mb: float = DEFAULT
             seed: int = 42, classes: list[str] | None = None, jobs: int = 1, progress: bool = True) -> dict:
     """Scan `data`, write its splits as shards under `out`, and return the manifest (also written there)."""
     import tensorflow as tf
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     from . import __version__
     from .data import resolve_data_path, scan_folder
@@ -250,7 +250,8 @@ def prepare(data: str, out: str, *, max_side: int = 0, shard_mb: float = DEFAULT
         log.info("%s: %d of %d shards already written; writing the rest", out,
                  sum(p.shards for p in plans) - len(todo), sum(p.shards for p in plans))
     lock = threading.Lock()
-    with tqdm(total=total, initial=total - left, desc="writing shards", unit="image", disable=not progress) as bar:
+    with progress_bar(total=total, initial=total - left, desc="writing shards", unit="image",
+                      disable=not progress) as bar:
         def advance(n: int) -> None:
             with lock:
                 bar.update(n)

@@ -49,11 +49,11 @@ def _inspect(path: Path) -> ImageInfo | str:
 def _inspect_all(paths: list[Path], desc: str) -> list[ImageInfo | str]:
     """_inspect of every path, in threads, with a progress bar on terminals for big folders."""
     from concurrent.futures import ThreadPoolExecutor
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     with ThreadPoolExecutor(SCAN_THREADS) as pool:
-        return list(tqdm(pool.map(_inspect, paths), total=len(paths), desc=desc, unit="file",
-                         disable=True if len(paths) < 2000 else None, leave=False))
+        return list(progress_bar(pool.map(_inspect, paths), total=len(paths), desc=desc, unit="file",
+                                 disable=len(paths) < 2000, leave=False))
 
 
 def scan_images(paths: list[Path], desc: str = "checking images", folder: Path | None = None,

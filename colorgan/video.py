@@ -30,7 +30,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from .progress import progress_bar  # noqa: E402
 
 from .atomic import temp_path  # noqa: E402
 from .errors import ColorganError  # noqa: E402
@@ -273,7 +273,7 @@ def colorize_video(colorizer, src: str | os.PathLike, dst: str | os.PathLike, sm
         writer = outputs.enter_context(video_writer(dst, fps, info.width, info.height))
         pair_writer = (outputs.enter_context(video_writer(side_by_side, fps, 2 * info.width, info.height))
                        if side_by_side else None)
-        bar = outputs.enter_context(tqdm(total=info.frames or None, unit="frame", desc=src.name, leave=False,
+        bar = outputs.enter_context(progress_bar(total=info.frames or None, unit="frame", desc=src.name, leave=False,
                                          disable=not progress))
         steady, n = SteadyColorizer(colorizer, smoothing, vividness), 0
         for frame in read_frames(capture):
