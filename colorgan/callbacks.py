@@ -222,22 +222,20 @@ class ProgressLog(keras.callbacks.Callback):
         self._epoch = epoch
         self._start = self._last = self.clock()
         self._first_step_end = None
-        self._batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        self._batches = batch + 1
         if self._first_step_end is None:
             self._first_step_end = now
         if now - self._last < PROGRESS_SECONDS:
             return
         self._last = now
-        done = self.offset() + self._batches
+        done = self.offset() + batch + 1
         left = self.steps_per_epoch - done
         line = (f"epoch {self._epoch + 1}/{self.epochs}: step {done}/{self.steps_per_epoch} "
                 f"({100 * done // self.steps_per_epoch}%), {tqdm.format_interval(now - self._start)} so far")
-        if self._batches > 1:
-            per_step = (now - self._first_step_end) / (self._batches - 1)
+        if batch:
+            per_step = (now - self._first_step_end) / batch  # the steps after the first
             line += f", about {tqdm.format_interval(per_step * left)} left in the epoch"
         losses = ", ".join(f"{name} {float(value):.4g}" for name, value in (logs or {}).items())
         log.info(line + (f"; {losses}" if losses else ""))
