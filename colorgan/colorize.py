@@ -80,9 +80,20 @@ def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike, sid
     temporal_smoothing: for videos, how much each frame's colour is averaged with the frames before it
     (video.AbAverage; 0 is off).
     """
+    return colorize_jobs(colorizer, find_jobs(inputs), out_dir, side_by_side, temporal_smoothing)
+
+
+def find_jobs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """expand_inputs, and a one-line error where it finds nothing: checked before the model loads (seconds)."""
     jobs = expand_inputs(inputs)
     if not jobs:
         raise ColorganError("no images or videos found in the inputs")
+    return jobs
+
+
+def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.PathLike, side_by_side: bool = False,
+                  temporal_smoothing: float = DEFAULT_SMOOTHING) -> list[tuple[Path, str]]:
+    """colorize_paths for the (file, output path relative to out_dir) pairs that find_jobs gives."""
     out_dir = Path(out_dir)
     failed = []
     videos = sum(is_video(src) for src, _ in jobs)

@@ -54,13 +54,14 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
 def main(argv=None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     setup_logging()
-    import_tensorflow_quietly()
-    from ..colorize import colorize_paths
-    from ..inference import Colorizer
-
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
+    from ..colorize import colorize_jobs, find_jobs
+    jobs = find_jobs(args.inputs)  # a mistyped name fails at once, not after TensorFlow and the model load
+    import_tensorflow_quietly()
+    from ..inference import Colorizer
+
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
-    failed = colorize_paths(colorizer, args.inputs, args.out, side_by_side=args.side_by_side,
-                            temporal_smoothing=args.temporal_smoothing)
+    failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
+                           temporal_smoothing=args.temporal_smoothing)
     return 1 if failed else 0
