@@ -45,5 +45,7 @@ def progress_bar(iterable=None, **kwargs) -> tqdm:
             total = len(iterable)
         except TypeError:  # a generator, or a tf.data dataset of unknown length
             total = None
-    return tqdm(iterable, file=_LogLines(), mininterval=LOG_SECONDS,
+    # miniters=1: with tqdm's adaptive count its monitor thread redraws a bar left waiting maxinterval (10 s),
+    # which in a log is an extra line with the old count and a new time, between the minute's lines.
+    return tqdm(iterable, file=_LogLines(), mininterval=LOG_SECONDS, miniters=1,
                 bar_format=LOG_FORMAT if total is not None else LOG_FORMAT_NO_TOTAL, **kwargs)

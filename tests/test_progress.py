@@ -1,6 +1,8 @@
 """colorgan.progress: a bar on a terminal, log lines each interval where the output goes to a file."""
 import logging
+import re
 import sys
+import time
 
 import pytest
 from tqdm import tqdm
@@ -45,3 +47,18 @@ def test_an_iterable_without_a_length_counts_without_a_total(not_a_terminal, cap
     with caplog.at_level(logging.INFO, logger="colorgan"):
         assert sum(progress.progress_bar((i for i in range(3)), desc="scan", unit="file")) == 3
     assert caplog.records[-1].getMessage() == "scan: 3 file, 00:00 so far"
+
+
+def test_no_line_between_the_intervals_from_tqdms_monitor(monkeypatch, caplog):
+    """tqdm's monitor thread redraws a bar that has waited maxinterval: no line with an old count, a new time."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setattr(progress, "LOG_SECONDS", 2.0)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0.02)  # the monitor looks often (tqdm's default: every 10 s)
+    if tqdm.monitor is not None:  # one started by an earlier bar sleeps tqdm's default; the next bar starts anew
+        tqdm.monitor.exit()
+    monkeypatch.setattr(tqdm, "monitor", None)
+    with caplog.at_level(logging.INFO, logger="colorgan"):
+        for _ in progress.progress_bar(range(16), desc="x", unit="batch", maxinterval=1.0):
+            time.sleep(0.25)
+    counts = [int(re.match(r"x: (\d+)/16", r.getMessage()).group(1)) for r in caplog.records]
+    assert counts == sorted(set(counts)) and counts[0] == 0 and counts[-1] == 16, counts
