@@ -108,3 +108,21 @@ def test_serve_on_a_taken_port_is_one_line(tmp_path, capsys, monkeypatch):
         taken.close()
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert exit_.value.code == 2 and len(err) == 1 and "cannot listen on 127.0.0.1:" in err[0], err
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("evaluate.py", ["--run", "no/such/run"]), ("evaluate.py", ["--compare", str(SAMPLE), "no/such/run"]),
+    ("colorize.py", ["no/such/photo.jpg"]),
+])
+def test_a_mistyped_path_is_reported_before_tensorflow_loads(script, argv, capsys, monkeypatch):
+    """TensorFlow takes seconds to import: a path that does not exist is a one-line error before it."""
+    from colorgan.commands import colorize, evaluate
+
+    def no_tensorflow():
+        raise AssertionError("TensorFlow was loaded before the paths were checked")
+    for command in (colorize, evaluate):
+        monkeypatch.setattr(command, "import_tensorflow_quietly", no_tensorflow)
+    with pytest.raises(SystemExit) as exit_:
+        run_main(script, lambda: _script(script).main(argv))
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith(f"{script}: error: ") and "no/such/" in err, err

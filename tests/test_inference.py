@@ -116,17 +116,6 @@ def test_expand_inputs_folders_globs_and_clashes(tmp_path):
         expand_inputs([str(tmp_path / "nothing*.png")])
 
 
-def test_colorize_cli_checks_inputs_before_loading_the_model(tmp_path, monkeypatch):
-    """A mistyped photo name is reported at once, not after TensorFlow and the model have loaded."""
-    from colorgan.commands import colorize as command
-
-    def no_load(*args, **kwargs):
-        raise AssertionError("the model was loaded before the inputs were checked")
-    monkeypatch.setattr(Colorizer, "load", no_load)
-    with pytest.raises(ColorganError, match="no/such/photo.jpg: no such file"):
-        command.main([str(tmp_path / "no/such/photo.jpg")])
-
-
 def test_colorize_cli_skips_broken_files_and_exits_nonzero(tiny_run, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -60,6 +60,9 @@ def parse_vividness(text: str) -> list[float]:
 def main(argv=None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     setup_logging()
+    for run_dir in (args.compare or []) + (args.run or []):
+        if not Path(run_dir).is_dir():  # a mistyped run fails at once, not after TensorFlow loads
+            raise ColorganError(f"{run_dir}: no such run directory")
     import_tensorflow_quietly()
     import dataclasses
 
