@@ -29,7 +29,7 @@ log = logging.getLogger("colorgan")
 # The config fields a benchmark takes as flags, and its defaults where they differ from training's: the
 # peer's protocol (32 px, batch 64, float32, width 64) unless told otherwise.
 BENCH_FIELDS = ("data", "classes", "image_size", "batch_size", "precision", "xla", "base_filters", "model",
-                "generator", "ab_loss", "colourfulness_weight")
+                "generator", "ab_loss", "colourfulness_weight", "perceptual_weight")
 BENCH_DEFAULTS = dict(image_size=32, batch_size=64, precision="fp32")
 
 

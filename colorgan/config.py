@@ -24,7 +24,7 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -76,6 +76,28 @@ def _not_blank(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
 
 
+def split_weight(entry: str) -> tuple[str, float | None]:
+    """A --more-data entry "DIR" or "DIR:W" -> (DIR, W or None). The weight is what follows the last colon when
+    that is a number, so a path with colons in it is still a path."""
+    path, colon, weight = entry.rpartition(":")
+    if colon and path:
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass
+    return entry, None
+
+
+def _mix_problem(entries: list[str]) -> str | None:
+    weights = [w for _, w in map(split_weight, entries) if w is not None]
+    bad = [w for w in weights if not (0.0 < w < 1.0)]
+    if bad:
+        return f"weight {bad[0]} is not in (0, 1): a weight is a share of the training draws"
+    if sum(weights) >= 1.0:
+        return f"the weights add up to {sum(weights):g}, leaving nothing for --data (they must add up to less than 1)"
+    return None
+
+
 def _opt(default, help: str, choices: tuple | None = None, interval: str | None = None, check=None,
          used_by: tuple | None = None, **kwargs):
     """A config field. interval: a range such as "[0, 1)" or "(0, inf)"; check(value) -> error or None;
@@ -93,8 +115,12 @@ class Config:
     data: str = _opt(DEFAULT_DATA, "a paired folder (color/ + gray/), a folder of colour images (flat or class "
                                    "subfolders), a folder with train/ and test/ class subfolders, or 'cifar10'",
                      check=_not_blank)
-    more_data: list[str] = _opt([], "comma list of more data folders to train on together with --data (each split "
-                                    "as it would be alone; list one twice to draw from it twice as often)")
+    more_data: list[str] = _opt([], "comma list of more data to train on together with --data, each DIR or DIR:W "
+                                    "(each split as it would be alone). W is the share of training draws taken from "
+                                    "it, e.g. faces:0.2; the sources without a weight (--data among them) share what "
+                                    "is left in proportion to their sizes. Without weights: in proportion to the sizes "
+                                    "(list one twice to draw from it twice as often)",
+                                check=_mix_problem)
     classes: list[str] = _opt([], "comma list of class subfolders to keep, e.g. horse or horse,deer; empty: all")
     image_size: int | Auto = _opt(AUTO, "training size in pixels: a power of two for the U-Net, a multiple of 32 "
                                         "for effnet-lite0 (auto: 32 for CIFAR-10-sized data, 256 otherwise)",
@@ -123,6 +149,10 @@ class Config:
                                      "a lower temperature then picks neutral bins, so --vividness above 1 adds no "
                                      "colour: docs/colour_quality.md)",
                                 interval="(0, 1]")
+    perceptual_weight: float = _opt(0.0, "weight of a perceptual term: the mean distance between the frozen, "
+                                         "ImageNet-pretrained EfficientNet-Lite0's features (strides 2-16) of the "
+                                         "colorized and the true RGB image (losses.perceptual_loss)",
+                                    interval="[0, inf)")
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
@@ -145,6 +175,11 @@ class Config:
                              interval="[1, inf)")
     label_smoothing: float = _opt(0.0, "one-sided label smoothing: real target 1 - this (vanilla and lsgan)",
                                   interval="[0, 0.5)")
+    critic_warmup_epochs: int = _opt(0, "train the discriminator alone on the generator's outputs for this many "
+                                        "epochs first, the generator held as it is (the critic pre-training of "
+                                        "DeOldify's NoGAN: with --init-from a trained generator, the adversary "
+                                        "starts against a critic that already knows its colours)",
+                                     interval="[0, inf)", used_by=("pix2pix",))
     l1_warmup_epochs: int = _opt(0, "train the generator on L1 alone for this many epochs before the adversary "
                                     "starts", interval="[0, inf)")
     # optimisation
@@ -410,8 +445,13 @@ def _from_schema_5(values: dict) -> dict:
     return {"split_seed": AUTO, **values}
 
 
+# Schema 6 -> 7: the perceptual term and the critic warm-up (NoGAN) were added; earlier runs had neither.
+def _from_schema_6(values: dict) -> dict:
+    return {"perceptual_weight": 0.0, "critic_warmup_epochs": 0, **values}
+
+
 MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4,
-              5: _from_schema_5}  # schema N -> N + 1
+              5: _from_schema_5, 6: _from_schema_6}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundled import DATA_DIR, PROJECT_ROOT
-from .config import Config
+from .config import Config, split_weight
 from .errors import ColorganError
 from .image_files import ImageInfo
 from .image_sets import ArrayImages, DataSource, FileImages, ImageSet, JoinedImages, check_has_training_images
@@ -148,13 +148,34 @@ def find_source(cfg: Config, keep_gray: bool = False) -> DataSource:
     first = folder_source(cfg.data, cfg.classes, cfg, keep_gray)
     if not cfg.more_data:
         return first
-    sources = [first] + [folder_source(d, [], cfg, keep_gray, flag="--more-data") for d in cfg.more_data]
-    log.info("training on %d folders together: %s", len(sources),
-             ", ".join(f"{s.name} ({len(s.train)})" for s in sources))
+    entries = [split_weight(e) for e in cfg.more_data]
+    sources = [first] + [folder_source(d, [], cfg, keep_gray, flag="--more-data") for d, _ in entries]
+    weights = mix_weights([len(s.train) for s in sources], [None] + [w for _, w in entries])
+    log.info("training on %d sources together: %s", len(sources),
+             ", ".join(f"{s.name} ({len(s.train)}" + (f", {w:.0%} of the draws)" if weights else ")")
+                       for s, w in zip(sources, weights or [0] * len(sources))))
     distinct = list({s.description: s for s in sources}.values())  # a folder listed twice is validated once
     return DataSource("+".join(s.name for s in distinct), "; ".join(s.description for s in distinct),
-                      JoinedImages([s.train for s in sources]), JoinedImages([s.val for s in distinct]),
-                      first.default_image_size, [line for s in distinct for line in s.skipped])
+                      JoinedImages([s.train for s in sources], weights), JoinedImages([s.val for s in distinct]),
+                      first.default_image_size, [line for s in distinct for line in s.skipped], parts=distinct)
+
+
+def mix_weights(sizes: list[int], given: list[float | None]) -> list[float] | None:
+    """Each source's share of the training draws: its --more-data weight where it has one; the sources without
+    one share what is left in proportion to their sizes. None when no source has a weight (the sources are then
+    joined and shuffled as one set, which draws in proportion to the sizes too)."""
+    if all(w is None for w in given):
+        return None
+    left = 1.0 - sum(w for w in given if w is not None)
+    unweighted = sum(n for n, w in zip(sizes, given) if w is None)
+    return [w if w is not None else left * n / unweighted for n, w in zip(sizes, given)]
+
+
+def eval_sources(cfg: Config, keep_gray: bool = True) -> list[DataSource]:
+    """The sources a run's evaluation scores apart: --data and each distinct --more-data, each with its own
+    validation (or test) split; one source for a run on one folder."""
+    source = find_source(cfg, keep_gray=keep_gray)
+    return source.parts or [source]
 
 
 def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, flag: str = "--data") -> DataSource:

@@ -251,6 +251,25 @@ def feature_extractor(model: keras.Model, layer_names=FEATURE_LAYERS) -> keras.M
     return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
+# The perceptual term's maps: the block outputs at strides 2, 4, 8 and 16 (16, 24, 40 and 112 channels): edges
+# and colour up to object parts; the 1280-channel head at stride 32 adds cost and little colour.
+PERCEPTUAL_LAYERS = BLOCK_OUTPUT_LAYERS[:4]
+
+
+def perceptual_features(weights="imagenet") -> keras.Model:
+    """The frozen feature network of the perceptual term: RGB in [0, 1] -> the maps of PERCEPTUAL_LAYERS of
+    EfficientNet-Lite0 pretrained on ImageNet, in its own input scaling, BatchNorm in inference mode. It has no
+    trainable weights, so no optimizer reaches it; float32 whatever the training precision."""
+    backbone = build_lite0(name="perceptual_lite0") if weights is None else efficientnet_lite0(
+        weights, name="perceptual_lite0")
+    inputs = keras.Input((None, None, 3), name="rgb_01")
+    scaled = layers.Rescaling(255.0 / INPUT_STD, -INPUT_MEAN / INPUT_STD, name="imagenet_scaling")(inputs)
+    extractor = feature_extractor(backbone, PERCEPTUAL_LAYERS)
+    model = keras.Model(inputs, extractor(scaled), name="perceptual_features")
+    model.trainable = False
+    return model
+
+
 def preprocess_rgb(rgb):
     """[0, 255] RGB (array or tensor) -> the encoder's input scaling."""
     return (rgb - INPUT_MEAN) / INPUT_STD

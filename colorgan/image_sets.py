@@ -119,8 +119,11 @@ class ArrayImages(ImageSet):
 
 @dataclass(eq=False)
 class JoinedImages(ImageSet):
-    """Several sets as one (--more-data): the images of each part in turn."""
+    """Several sets as one (--more-data): the images of each part in turn. `weights` (one per part, adding up to
+    1): training draws from each part at its weight (pipeline.train_dataset) instead of from the joined set;
+    a subset is a plain joined set."""
     parts: list[ImageSet]
+    weights: list[float] | None = None
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
@@ -167,6 +170,7 @@ class DataSource:
     val: ImageSet
     default_image_size: int
     skipped: list[str] = field(default_factory=list)  # "path: reason", one per file left out
+    parts: list["DataSource"] = field(default_factory=list)  # --more-data: each distinct source, scored apart
 
 
 def check_has_training_images(path, train: ImageSet, skipped: list[str], flag: str = "--data") -> None:

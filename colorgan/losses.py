@@ -13,8 +13,9 @@ from .config import GAN_LOSSES
 # What the training models report, in history.csv's order, with what each one is.
 LOSS_TITLES = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)",
                "g_l1": "generator L1 (ab/110)", "d": "discriminator (real + fake)",
-               "g_class": "generator ab classification (cross-entropy)", "g_colour": "generator colourfulness term"}
-LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")  # pix2pix's; g_class and g_colour where those terms are trained
+               "g_class": "generator ab classification (cross-entropy)", "g_colour": "generator colourfulness term",
+               "g_percep": "generator perceptual term (pretrained features)"}
+LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")  # pix2pix's; g_class, g_colour, g_percep where those are trained
 ALL_LOSS_NAMES = tuple(LOSS_TITLES)
 
 
@@ -97,6 +98,21 @@ def colourfulness_loss(rgb):
     sigma = _safe_sqrt(ops.var(rg, axis=1) + ops.var(yb, axis=1))
     mu = _safe_sqrt(ops.square(ops.mean(rg, axis=1)) + ops.square(ops.mean(yb, axis=1)))
     return 1.0 - ops.mean(sigma + 0.3 * mu) / 100.0
+
+
+def perceptual_loss(features, generated_rgb, true_rgb):
+    """The perceptual term on RGB in [0, 1], [N, H, W, 3]: with phi_1 .. phi_K the feature maps of a frozen
+    pretrained network (`features`: RGB in [0, 1] -> a list of maps; efficientnet.perceptual_features),
+
+        loss = 1/K sum_k mean |phi_k(generated) - phi_k(true)|
+
+    (L1 per feature, as DeOldify's feature loss; the maps of the true image are constants). Zero for identical
+    images; it scores colour by what the network sees in it (a red dress against a brown one) rather than by
+    per-pixel distance alone, which the average of the plausible colours minimises.
+    """
+    generated = features(_f32(generated_rgb))
+    true = [tf.stop_gradient(f) for f in features(_f32(true_rgb))]
+    return ops.mean(ops.stack([ops.mean(ops.abs(_f32(g) - _f32(t))) for g, t in zip(generated, true)]))
 
 
 def gradient_penalty(critic, gray, real, fake):

@@ -24,6 +24,7 @@ log = logging.getLogger("colorgan")
 
 # Decoded training sets below this size are cached in memory (uint8 at the training size).
 CACHE_LIMIT_BYTES = 4 * 1024 ** 3
+SHUFFLE_BUFFER = 10_000  # decoded training images held for shuffling (all of a --more-data mix's sources together)
 JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
 # A prime: the mid-epoch data-order seeds (seed + this * (epoch + 1) + step) lie apart from the
 # epoch-boundary ones (seed + epoch); see data_order_seed.
@@ -162,9 +163,20 @@ def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: 
     the epoch length exact: Keras runs one step too many on a dataset of unknown length (and files
     that fail to decode make the length unknown).
     """
-    n = len(images)
-    ds = _maybe_cache(images.examples(size), n, size)
-    ds = ds.shuffle(min(n, 10_000), seed=seed, reshuffle_each_iteration=True).repeat()
+    weights = getattr(images, "weights", None)
+    if weights:  # a weighted mix (--more-data DIR:W): each source shuffled apart, then drawn at its weight
+        budget, streams = CACHE_LIMIT_BYTES, []
+        buffer = max(1000, SHUFFLE_BUFFER // len(images.parts))  # the buffers hold decoded images: share one size
+        for part in images.parts:
+            n, ds = len(part), part.examples(size)
+            if n * size * size * 4 <= budget:  # the cache budget is shared too, first come first served
+                ds, budget = ds.cache(), budget - n * size * size * 4
+            streams.append(ds.shuffle(min(n, buffer), seed=seed, reshuffle_each_iteration=True).repeat())
+        ds = tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed)
+    else:
+        n = len(images)
+        ds = _maybe_cache(images.examples(size), n, size)
+        ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True).repeat()
     if jitter:
         ds = with_jitter_seeds(ds, seed).map(lambda x, s: random_jitter(x, size, s),
                                              num_parallel_calls=tf.data.AUTOTUNE)

@@ -49,14 +49,17 @@ ARCHITECTURE_FIELDS = ("generator", "color_space", "ab_loss", "base_filters", "n
 class TrainingState:
     """Models, optimizers and progress (completed epochs, steps into the next) in one tf.train.Checkpoint.
 
-    Checkpoints are numbered by the generator's optimizer step, so a save in the middle of an epoch
-    (Ctrl-C, SIGTERM) never overwrites the last completed epoch's files.
+    Checkpoints are numbered by the optimizers' steps, so a save in the middle of an epoch (Ctrl-C, SIGTERM)
+    never overwrites the last completed epoch's files.
     """
 
     def __init__(self, model, directory: str | os.PathLike, restore_from: str | os.PathLike | None = None):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # done in epoch + 1
-        self.iterations = model.g_optimizer.iterations
+        # Checkpoints are numbered by the steps of both optimizers together: the generator's alone stands still
+        # while the critic warms up (--critic-warmup-epochs), and a number must grow with every step.
+        self.counters = [model.g_optimizer.iterations] + \
+            ([model.d_optimizer.iterations] if model.discriminator is not None else [])
         parts = dict(generator=model.generator, g_optimizer=model.g_optimizer, epoch=self.epoch)
         if model.discriminator is not None:
             parts.update(discriminator=model.discriminator, d_optimizer=model.d_optimizer)
@@ -83,7 +86,7 @@ class TrainingState:
         """Save after `epochs_done` epochs and `step` steps of the next one."""
         self.epoch.assign(epochs_done)
         self.step.assign(step)
-        self.manager.save(checkpoint_number=int(self.iterations.numpy()))
+        self.manager.save(checkpoint_number=sum(int(c.numpy()) for c in self.counters))
 
 
 def saved_progress(run_dir: str | os.PathLike) -> tuple[int, int]:

@@ -15,7 +15,8 @@ from . import keras_compat
 from .chroma import AB_SCALE, decode
 from .color import from_model_io
 from .config import Config
-from .losses import LOSS_NAMES, colourfulness_loss, discriminator_loss, generator_loss, gradient_penalty, l1_loss
+from .losses import (LOSS_NAMES, colourfulness_loss, discriminator_loss, generator_loss, gradient_penalty, l1_loss,
+                     perceptual_loss)
 from .models import build_models
 from .optimizers import inner_iterations, make_optimizer
 from .runtime import replicas
@@ -53,19 +54,27 @@ class TrainingModel(keras.Model):
         self.trackers = {}
 
     def compile(self, g_optimizer, color_space: str = "lab", ab_loss: str = "l1", class_weights=None,
-                colourfulness_weight: float = 0.0, frozen_variables=(), freeze_steps: int = 0, **kwargs):
+                colourfulness_weight: float = 0.0, frozen_variables=(), freeze_steps: int = 0,
+                perceptual_weight: float = 0.0, perceptual_features=None, **kwargs):
         """class_weights: the rebalancing weights [Q] of --ab-loss classification; frozen_variables: trained
-        only after the generator's first `freeze_steps` steps (a pretrained encoder)."""
+        only after the generator's first `freeze_steps` steps (a pretrained encoder); perceptual_features: the
+        frozen feature network of the perceptual term (efficientnet.perceptual_features), needed when its
+        weight is not 0."""
         kwargs.setdefault("jit_compile", False)  # XLA is chosen by the config (runtime.default_xla)
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.color_space, self.ab_loss, self.colourfulness_weight = color_space, ab_loss, colourfulness_weight
+        self.perceptual_weight = perceptual_weight
+        if perceptual_weight and perceptual_features is None:
+            raise ValueError("a perceptual weight needs the perceptual feature network")
+        # Kept out of Keras' tracking: frozen ImageNet weights, not part of the trained state or its checkpoints.
+        self._perceptual = [perceptual_features] if perceptual_weight else []
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         frozen = {id(v) for v in frozen_variables}
         self.frozen = [id(v) in frozen for v in self.generator.trainable_variables]
         self.freeze_steps = freeze_steps
         names = self.loss_names + (("g_class",) if ab_loss == "classification" else ()) + \
-            (("g_colour",) if colourfulness_weight else ())
+            (("g_colour",) if colourfulness_weight else ()) + (("g_percep",) if perceptual_weight else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
@@ -86,13 +95,22 @@ class TrainingModel(keras.Model):
             bins = ab_bins()
             terms["g_class"] = classification_loss(output, soft_encode(ops.cast(target, "float32") * AB_SCALE, bins),
                                                    self.class_weights)
+        if self.colourfulness_weight or self.perceptual_weight:
+            rgb = from_model_io(gray, fake, self.color_space)
         if self.colourfulness_weight:
-            terms["g_colour"] = colourfulness_loss(from_model_io(gray, fake, self.color_space))
+            terms["g_colour"] = colourfulness_loss(rgb)
+        if self.perceptual_weight:
+            terms["g_percep"] = perceptual_loss(self._perceptual[0], rgb, from_model_io(gray, target, self.color_space))
         return fake, terms
 
     def extra_terms(self, terms) -> tf.Tensor:
-        """The colourfulness term, weighted (0 when not trained on)."""
-        return self.colourfulness_weight * terms["g_colour"] if self.colourfulness_weight else 0.0
+        """The colourfulness and perceptual terms, weighted (0 where not trained on)."""
+        extra = 0.0
+        if self.colourfulness_weight:
+            extra = extra + self.colourfulness_weight * terms["g_colour"]
+        if self.perceptual_weight:
+            extra = extra + self.perceptual_weight * terms["g_percep"]
+        return extra
 
     def generator_gradient_scales(self):
         """Per generator variable: 0 while the encoder is frozen, else None (no scaling)."""
@@ -123,7 +141,9 @@ class Pix2Pix(TrainingModel):
 
     The adversarial loss is one of config.GAN_LOSSES; the discriminator is updated `critic_steps`
     times per generator update, and not at all during the first `warmup_steps` generator steps, when
-    the generator trains on L1 alone.
+    the generator trains on L1 alone. During the first `critic_warmup_steps` steps it is the other way
+    round: the discriminator trains alone on the generator's outputs and the generator is not updated
+    (DeOldify's NoGAN critic pre-training).
     """
 
     loss_names = LOSS_NAMES
@@ -134,9 +154,10 @@ class Pix2Pix(TrainingModel):
 
     def compile(self, g_optimizer, d_optimizer, lambda_l1: float = 100.0, gan_loss: str = "vanilla",
                 gp_weight: float = 10.0, critic_steps: int = 1, label_smoothing: float = 0.0,
-                warmup_steps: int = 0, **kwargs):
+                warmup_steps: int = 0, critic_warmup_steps: int = 0, **kwargs):
         super().compile(g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
+        self.critic_warmup_steps = critic_warmup_steps
         self.lambda_l1, self.gan_loss, self.gp_weight = lambda_l1, gan_loss, gp_weight
         self.critic_steps, self.label_smoothing, self.warmup_steps = critic_steps, label_smoothing, warmup_steps
 
@@ -173,8 +194,16 @@ class Pix2Pix(TrainingModel):
         # discriminator's gradient is zero, which leaves Adam's weights (and zero moments) unchanged.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             losses = self.losses_for(gray, target, training=True, adversary_weight=weight)
-        apply_gradients(self.g_optimizer, g_tape, losses["g_total"], self.generator.trainable_variables,
-                        scales=self.generator_gradient_scales())
+        update_generator = lambda: apply_gradients(self.g_optimizer, g_tape, losses["g_total"],
+                                                   self.generator.trainable_variables,
+                                                   scales=self.generator_gradient_scales())
+        if self.critic_warmup_steps:
+            # The generator's optimizer is not stepped at all while the critic warms up (not stepped with zero
+            # gradients: Adam's bias correction follows its step count, so its first real steps would be ~16x).
+            critic_steps_done = inner_iterations(self.d_optimizer) // self.critic_steps
+            tf.cond(critic_steps_done >= self.critic_warmup_steps, lambda: _done(update_generator()), lambda: _done())
+        else:
+            update_generator()
         apply_gradients(self.d_optimizer, d_tape, losses["d"], d_vars, weight)
         return self._report(losses)
 
@@ -210,6 +239,11 @@ class Regressor(TrainingModel):
         return self._report(losses)
 
 
+def _done(*_):
+    """tf.cond's branches must return alike: both return nothing but this constant."""
+    return tf.constant(0)
+
+
 def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
                   strategy: tf.distribute.Strategy | None = None, class_weights=None) -> Pix2Pix | Regressor:
     """The compiled training model for cfg.model, optimizer slots built (so restores are complete).
@@ -220,8 +254,13 @@ def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
     """
     with (strategy or tf.distribute.get_strategy()).scope():
         generator, discriminator = build_models(cfg)
+        perceptual = None
+        if cfg.perceptual_weight:
+            from .efficientnet import perceptual_features
+            perceptual = perceptual_features()
         common = dict(color_space=cfg.color_space, ab_loss=cfg.ab_loss, class_weights=class_weights,
                       colourfulness_weight=cfg.colourfulness_weight, frozen_variables=encoder_variables(generator),
+                      perceptual_weight=cfg.perceptual_weight, perceptual_features=perceptual,
                       freeze_steps=cfg.freeze_encoder_epochs * (steps_per_epoch or 0), jit_compile=cfg.xla == "on")
         if discriminator is None:
             model = Regressor(generator)
@@ -232,7 +271,8 @@ def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
                           d_optimizer=make_optimizer(cfg, cfg.discriminator_lr, steps_per_epoch, cfg.critic_steps),
                           lambda_l1=cfg.lambda_l1, gan_loss=cfg.gan_loss, gp_weight=cfg.gp_weight,
                           critic_steps=cfg.critic_steps, label_smoothing=cfg.label_smoothing,
-                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0), **common)
+                          warmup_steps=cfg.l1_warmup_epochs * (steps_per_epoch or 0),
+                          critic_warmup_steps=cfg.critic_warmup_epochs * (steps_per_epoch or 0), **common)
             model.d_optimizer.build(discriminator.trainable_variables)
         model.g_optimizer.build(generator.trainable_variables)
     return model

@@ -128,8 +128,11 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
         validation = {}
         if len(source.val):
             val_steps = eval_steps(len(source.val), cfg.batch_size) if cfg.val_steps == AUTO else cfg.val_steps
+            # Fewer batches than the split holds: images spread over it, so that every source of a --more-data
+            # mix (joined one after the other) is in the validation loss, not the first alone.
+            val_images = source.val.spread(val_steps * cfg.batch_size)
             validation = dict(validation_steps=val_steps, validation_data=eval_dataset(
-                source.val, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space).repeat())
+                val_images, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space).repeat())
         if verbose is None:
             verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, a line per epoch in a log
         if verbose == 2:  # and within an epoch, a line each minute with the time left

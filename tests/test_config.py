@@ -180,3 +180,13 @@ def test_wrong_python_types_are_refused():
             Config(classes=classes).validate()
     with pytest.raises(ColorganError, match="--epochs"):
         Config(epochs="3").validate()
+
+
+def test_schema_6_config_is_migrated():
+    """The shipped config before the perceptual term and the critic warm-up: it trained with neither."""
+    old = json.loads((FIXTURES / "config_schema6.json").read_text())
+    assert old["schema"] == 6 and "perceptual_weight" not in old
+    cfg = Config.load(FIXTURES / "config_schema6.json")
+    assert (cfg.perceptual_weight, cfg.critic_warmup_epochs) == (0.0, 0)
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}

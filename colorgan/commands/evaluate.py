@@ -26,8 +26,9 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     parser.add_argument("--compare", nargs="+", metavar="RUN_DIR",
                         help="compare runs on the same images: one table, one grid, overlaid loss curves, "
                              "written to reports/compare/ (or --out)")
-    parser.add_argument("--data", help="evaluate on this data instead of the run's own (its test split, "
-                                       "else its seeded validation split)")
+    parser.add_argument("--data", help="evaluate on this data instead of the run's own (its test split, else its "
+                                       "seeded validation split); a comma list scores each apart. Default: the "
+                                       "run's data, each source of a --more-data mix apart")
     parser.add_argument("--limit", type=int, default=0,
                         help="evaluate at most N images, spread evenly over the split (default: all)")
     parser.add_argument("--out", help="output folder (default: reports/<run-name>/, or reports/compare/)")
@@ -64,11 +65,7 @@ def main(argv=None, prog: str = PROG) -> int:
         if not Path(run_dir).is_dir():  # a mistyped run fails at once, not after TensorFlow loads
             raise ColorganError(f"{run_dir}: no such run directory")
     import_tensorflow_quietly()
-    import dataclasses
-
-    from ..evaluation import (eval_images, evaluate_run, load_classifier_if_any, metric_table, print_frontier,
-                              print_table, save_compare_grid, save_frontier, save_loss_curves, save_report,
-                              write_comparison, write_frontier_csv)
+    from ..evaluation import load_classifier_if_any, print_table
     from ..runs import find_runs, load_run
 
     if args.limit < 0 or args.samples < 1:
@@ -87,10 +84,92 @@ def main(argv=None, prog: str = PROG) -> int:
         run_dirs = [found[-1]]
     runs = [load_run(d) for d in run_dirs]
     classifier = load_classifier_if_any(args.classifier)
+    sets = evaluation_sets(runs[0].config, args.data)
+    per_source = []
+    for set_name, data in sets:
+        if len(sets) > 1:
+            print(f"\n== {set_name} ==")
+        results = score(args, runs, data, set_name if len(sets) > 1 else None, classifier, vividness)
+        per_source += [{"source": set_name, **r} for r in results]
+    if len(sets) > 1:  # one table of every source, beside the reports of each
+        roots = [report_root(args, runs)] if args.compare else [report_root(args, runs, run) for run in runs]
+        for root, run in zip(roots, [None] if args.compare else runs):
+            rows = [r for r in per_source if run is None or r["run"] == str(run.directory)]
+            header, body = write_source_table(root, rows)
+            print(f"\n{'every run' if run is None else run.name} on each source apart ({len(sets)}):")
+            print_table(header, body)
+            print(f"written: {root}/sources.md, sources.csv, sources.json")
+    return 0
+
+
+def report_root(args, runs, run=None) -> Path:
+    """Where reports go: --out (a folder per run when there are several), else reports/<run-name>/, or
+    reports/compare/ with --compare (run None)."""
+    if run is None:
+        return Path(args.out or "reports/compare")
+    if args.out:
+        return Path(args.out) if len(runs) == 1 else Path(args.out) / run.name
+    return Path("reports") / run.name
+
+
+def evaluation_sets(cfg, data: str | None) -> list[tuple[str, str | None]]:
+    """(name, --data to score on or None for the run's own) for each set scored apart: the sources of --data's
+    comma list, else each source of the run's --more-data mix (its validation split, as in training), else the
+    run's own data."""
+    from ..config import split_weight
+
+    if data:
+        names = [d.strip() for d in data.split(",") if d.strip()]
+        if not names:
+            raise ColorganError(f"--data: {data!r} names no data")
+    elif cfg.more_data:
+        names = list(dict.fromkeys([cfg.data] + [split_weight(e)[0] for e in cfg.more_data]))
+    else:
+        return [(Path(cfg.data).name, None)]
+    named = [(Path(n).name.replace(" ", "-") or n, n) for n in names]
+    taken: dict[str, int] = {}
+    for i, (name, n) in enumerate(named):  # two sources of one folder name (a/photos, b/photos) kept apart
+        taken[name] = taken.get(name, 0) + 1
+        if taken[name] > 1:
+            named[i] = (f"{name}-{taken[name]}", n)
+    return named
+
+
+def write_source_table(out: Path, results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """sources.md / .csv / .json: one row per source and run: images, PSNR and SSIM beside the gray photo's,
+    colourfulness beside the truth's."""
+    import json
+
+    from ..atomic import atomic_write_text
+    from ..evaluation import GRAY, TRUTH, markdown_table, write_csv
+
+    header = ["source", "run", "images", "psnr", "psnr - gray", "ssim", "ssim gray", "colourfulness",
+              "/ truth"]
+    body = []
+    for r in results:
+        name = Path(r["run"]).name
+        model, gray, truth = r["rows"][name], r["rows"][GRAY], r["rows"][TRUTH]
+        body.append([r["source"], name, str(r["images"]), f"{model['psnr']:.2f}", f"{model['psnr'] - gray['psnr']:+.2f}",
+                     f"{model['ssim']:.3f}", f"{gray['ssim']:.3f}", f"{model['colourfulness']:.1f}",
+                     f"{model['colourfulness'] / max(truth['colourfulness'], 1e-9):.2f}"])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sources.md", markdown_table(header, body))
+    write_csv(out / "sources.csv", header, body)
+    atomic_write_text(out / "sources.json", json.dumps(results, indent=2) + "\n")
+    return header, body
+
+
+def score(args, runs, data: str | None, set_name: str | None, classifier, vividness) -> list[dict]:
+    """Score `runs` on `data` (None: each run's own evaluation split) and write the reports (report_root, in a
+    folder `set_name` when several sets are scored): one per run, or with --compare one comparison; returns
+    the results."""
+    import dataclasses
+
+    from ..evaluation import (eval_images, evaluate_run, metric_table, print_frontier, print_table, save_compare_grid,
+                              save_frontier, save_loss_curves, save_report, write_comparison, write_frontier_csv)
 
     def eval_config(run):
-        return run.config if not args.data else dataclasses.replace(run.config, data=args.data, classes=[],
-                                                                    more_data=[])
+        return run.config if not data else dataclasses.replace(run.config, data=data, classes=[], more_data=[])
 
     def split_of(cfg):  # what decides a run's evaluation photos
         return cfg.data, cfg.classes, cfg.val_split, cfg.data_split_seed
@@ -110,10 +189,7 @@ def main(argv=None, prog: str = PROG) -> int:
         result["data"] = description
         results.append(result)
         if not args.compare:
-            if args.out:
-                out = Path(args.out) if len(runs) == 1 else Path(args.out) / run.name
-            else:
-                out = Path("reports") / run.name
+            out = report_root(args, runs, run) / (set_name or "")
             save_report(result, out, run, images, args.samples)
             print(f"\n{run.name}: {result['images']} images of {description}, {result['image_size']} px")
             print_table(*metric_table(result["rows"]))
@@ -126,7 +202,7 @@ def main(argv=None, prog: str = PROG) -> int:
             print(f"written: {out}/{written}")
 
     if args.compare:
-        out = Path(args.out or "reports/compare")
+        out = report_root(args, runs) / (set_name or "")
         header, body = write_comparison(out, results)
         save_compare_grid(out / "samples.png", runs, first_images, args.samples, args.size)  # listed once, above
         save_loss_curves(out / "loss_curves.png", [r.directory for r in runs])
@@ -141,4 +217,4 @@ def main(argv=None, prog: str = PROG) -> int:
         print_table(header, body)
         print(f"written: {out}/table.md, table.csv, metrics.json, samples.png, loss_curves.png"
               + (", frontier.png, frontier.csv" if "frontier" in results[0] else ""))
-    return 0
+    return results
