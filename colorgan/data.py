@@ -171,12 +171,6 @@ def mix_weights(sizes: list[int], given: list[float | None]) -> list[float] | No
     return [w if w is not None else left * n / unweighted for n, w in zip(sizes, given)]
 
 
-def eval_sources(cfg: Config, keep_gray: bool = True) -> list[DataSource]:
-    """The sources a run's evaluation scores apart: --data and each distinct --more-data, each with its own
-    validation (or test) split; one source for a run on one folder."""
-    source = find_source(cfg, keep_gray=keep_gray)
-    return source.parts or [source]
-
 
 def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, flag: str = "--data") -> DataSource:
     """One data folder, shard folder (colorgan.prepare's output) or cifar10 as a DataSource, split with cfg's

@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from colorgan import data, training
-from colorgan.color import from_model_io, lab_to_rgb, rgb_to_lab
+from colorgan.color import lab_to_rgb, rgb_to_lab
 from colorgan.config import Config, split_weight
 from colorgan.efficientnet import perceptual_features
 from colorgan.errors import ColorganError
@@ -19,7 +19,7 @@ from colorgan.losses import perceptual_loss
 from colorgan.pipeline import train_dataset
 from colorgan.runs import read_history
 from colorgan.trainers import build_trainer
-from conftest import ROOT, SAMPLE, tiny_config
+from conftest import ROOT, tiny_config
 
 COLOURS = {"red": (200, 40, 40), "blue": (40, 60, 200), "green": (40, 170, 60)}
 
@@ -95,7 +95,6 @@ def features():
 
 
 def _photos(n=2, size=64):
-    from colorgan.pipeline import example_to_model_io
     from conftest import sample_images
     images = [np.asarray(Image.open(p).convert("RGB").resize((size, size))) for p in sample_images(n)]
     return tf.constant(np.stack(images), tf.float32) / 255.0
