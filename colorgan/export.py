@@ -9,17 +9,20 @@ TFLite and ONNX exports (the network alone, run with the same steps around it): 
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .color import rgb_to_gray
 from .errors import ColorganError
 from .inference import Colorizer, colorize_float
+from .keras_compat import walk_layers
 from .atomic import temp_path
 
 
@@ -43,6 +46,20 @@ def serving_fn(colorizer: Colorizer, with_vividness: bool = False):
     return lambda images: colorize(images, tf.constant(colorizer.vividness, tf.float32))
 
 
+def float32_generator(generator: keras.Model) -> keras.Model:
+    """The generator with float32 layers (a copy with the same weights where it computes in bfloat16 or float16):
+    every export computes in float32, so a file written on a CPU with bfloat16 units (where --precision auto
+    loads the model in bfloat16) gives the same colour, at full speed, on one without."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in walk_layers(generator)):
+        return generator
+    from .runs import _with_dtype_policy
+    model = keras.saving.deserialize_keras_object(
+        _with_dtype_policy(keras.saving.serialize_keras_object(generator), "float32"))
+    model.set_weights([np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(w, "float32")))
+                       for w in generator.weights])
+    return model
+
+
 IMAGES = tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
 VIVIDNESS = tf.TensorSpec([], tf.float32, name="vividness")
 INFO_FILE = "colorgan.json"
@@ -63,6 +80,8 @@ def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    colorizer = copy.copy(colorizer)
+    colorizer.generator = float32_generator(colorizer.generator)
     archive = keras.export.ExportArchive()
     # No archive.track(generator): add_endpoint tracks the variables the signatures use, and tracking the model
     # too wrote every weight twice (Keras 3.15: a 77 MB SavedModel for the shipped 38 MB of float32 weights).

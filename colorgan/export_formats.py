@@ -37,9 +37,8 @@ from .atomic import temp_path
 from .chroma import predicted_ab
 from .commands.export import FORMATS, QUANTIZE  # saved_model, tflite, onnx; none, float16, dynamic
 from .errors import ColorganError
-from .export import INFO_FILE, export_saved_model, saved_model_info
+from .export import INFO_FILE, export_saved_model, float32_generator, saved_model_info
 from .inference import Colorizer, to_float_image
-from .keras_compat import walk_layers
 
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 ONNX_OPSET = 17  # set, not left to tf2onnx; every onnxruntime the [export] extra allows (>= 1.19) runs it
@@ -109,19 +108,6 @@ def _write_version(target: Path, writers: dict) -> Path:
         shutil.rmtree(target)
     os.replace(tmp, target)
     return target
-
-
-def float32_generator(generator: keras.Model) -> keras.Model:
-    """The generator with float32 layers (a copy with the same weights where it computes in bfloat16 or float16):
-    the converters and the runtimes they target compute in float32."""
-    if all(layer.dtype_policy.compute_dtype == "float32" for layer in walk_layers(generator)):
-        return generator
-    from .runs import _with_dtype_policy
-    model = keras.saving.deserialize_keras_object(
-        _with_dtype_policy(keras.saving.serialize_keras_object(generator), "float32"))
-    model.set_weights([np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(w, "float32")))
-                       for w in generator.weights])
-    return model
 
 
 def tflite_model(colorizer: Colorizer, path: Path, quantize: str = "none") -> None:

@@ -11,6 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from colorgan import Colorizer
 from colorgan.errors import ColorganError
@@ -191,6 +192,25 @@ def test_float32_copy_of_a_bfloat16_generator():
     as_bf16 = keras.ops.convert_to_numpy(keras.ops.cast(generator(x, training=False), "float32"))
     assert np.abs(keras.ops.convert_to_numpy(copy(x, training=False)) - as_bf16).max() < 0.05
     assert float32_generator(copy) is copy
+
+
+def graph_dtypes(function) -> set:
+    """Every dtype a concrete function's ops compute in, its nested functions included."""
+    graph = function.graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return {tf.dtypes.as_dtype(v.type).name for n in nodes for k, v in n.attr.items() if k == "T" and v.type}
+
+
+def test_a_bfloat16_colorizer_exports_a_float32_saved_model(tmp_path):
+    """Where --precision auto loads the model in bfloat16 (CPUs with AMX), the SavedModel still computes in
+    float32: the same colour as the float32 model, and no bfloat16 emulation on the CPUs that load it."""
+    from colorgan.models import build_models
+    generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16", base_filters=4))
+    model = load_exported(export(Colorizer(generator, "lab", 32, 1.0), tmp_path / "sm"))
+    assert "bfloat16" not in graph_dtypes(model.signature) and "float32" in graph_dtypes(model.signature)
+    photo = real_photos()[0]
+    as_float32 = Colorizer(float32_generator(generator), "lab", 32, 1.0).colorize(photo)
+    assert np.abs(model.colorize(photo).astype(int) - as_float32).max() <= 1
 
 
 @pytest.mark.parametrize("args, message", [
