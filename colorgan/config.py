@@ -203,8 +203,8 @@ class Config:
                             interval="[0, inf)")
     lambda_l1: float = _opt(100.0, "weight of the L1 term in the generator loss", interval="[0, inf)")
     precision: str = _opt(AUTO, "fp32; bf16: mixed bfloat16, float32 weights (faster on CPUs with AMX/AVX-512 "
-                                "BF16); fp16: mixed float16 with loss scaling (GPUs). auto: bf16 on such CPUs, "
-                                "fp32 elsewhere", PRECISIONS)
+                                "BF16, for the U-Net); fp16: mixed float16 with loss scaling (GPUs). auto: bf16 "
+                                "where it is faster (the U-Net on such CPUs), fp32 elsewhere", PRECISIONS)
     xla: str = _opt(AUTO, "XLA-compile the train step (jit_compile); auto: on with a GPU, off on CPUs, where it "
                           "made this model slower", SWITCHES)
     strategy: str = _opt("none", "tf.distribute: none (one device), mirrored (all local GPUs, or logical CPUs), "
@@ -243,7 +243,7 @@ class Config:
 
         size = default_image_size if self.image_size == AUTO else self.image_size
         batch = self.batch_size if self.batch_size != AUTO else (64 if size <= 64 else 16 if size <= 128 else 4)
-        precision = default_precision() if self.precision == AUTO else self.precision
+        precision = default_precision(self.generator) if self.precision == AUTO else self.precision
         xla = default_xla() if self.xla == AUTO else self.xla
         cfg = dataclasses.replace(self, image_size=size, batch_size=batch, precision=precision, xla=xla)
         cfg.validate()

@@ -123,7 +123,7 @@ class Colorizer:
             hint = " (no trained weights shipped here: give --run or --model)" if path == DEFAULT_WEIGHTS else ""
             raise ColorganError(f"{model_file}: no such model{hint}")
         cfg = Config.load(config_file) if config_file.exists() else None
-        generator = load_generator(model_file, float32=inference_in_float32())
+        generator = load_generator(model_file, float32=inference_in_float32(cfg.generator if cfg else "unet"))
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
         return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
                    vividness if vividness is not None else cfg.vividness if cfg else 1.0)

@@ -319,7 +319,7 @@ def _with_dtype_policy(config, policy: str):
 def load_run(directory: str | os.PathLike) -> Run:
     directory = Path(directory)
     cfg = load_run_config(directory)
-    return Run(directory, cfg, load_generator(directory / "generator.keras", float32=inference_in_float32()))
+    return Run(directory, cfg, load_generator(directory / "generator.keras", float32=inference_in_float32(cfg.generator)))
 
 
 def find_runs(checkpoint_dir: str | os.PathLike = "checkpoints") -> list[Path]:

@@ -32,15 +32,27 @@ def cpu_computes_bfloat16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def default_precision() -> str:
-    """bf16 where the CPU computes bfloat16 natively and no GPU is visible."""
-    return "bf16" if cpu_computes_bfloat16() and not has_gpu() else "fp32"
+# Generators that bfloat16 makes slower even on CPUs with bfloat16 arithmetic: EfficientNet-Lite0's depthwise
+# convolutions get no fast bfloat16 kernel there (Xeon with AMX, 128 px, batch 16: 51.2 train images/s in float32,
+# 33.5 in bfloat16; inference 167 and 161), while the U-Net gains 1.7-2x (docs/speed.md has the figures).
+BFLOAT16_SLOWER = ("effnet-lite0",)
 
 
-def inference_in_float32() -> bool:
-    """Whether a model saved in bfloat16 should run in float32 here: a CPU without bfloat16 arithmetic
-    emulates it, slower than float32 (docs/speed.md has the figures)."""
-    return not cpu_computes_bfloat16() and not has_gpu()
+def bfloat16_pays(generator: str = "unet") -> bool:
+    """Whether computing `generator` in bfloat16 is faster here: a CPU with bfloat16 arithmetic, no GPU, and a
+    network whose layers have fast bfloat16 kernels on it."""
+    return cpu_computes_bfloat16() and not has_gpu() and generator not in BFLOAT16_SLOWER
+
+
+def default_precision(generator: str = "unet") -> str:
+    """--precision auto: bf16 where it makes `generator` faster (bfloat16_pays), fp32 elsewhere on CPUs."""
+    return "bf16" if bfloat16_pays(generator) else "fp32"
+
+
+def inference_in_float32(generator: str = "unet") -> bool:
+    """Whether a model saved in bfloat16 should run in float32 here: on CPUs, wherever bfloat16 is not faster
+    for its generator (emulated, or without fast kernels for its layers); a GPU keeps the saved precision."""
+    return not has_gpu() and not bfloat16_pays(generator)
 
 
 @contextlib.contextmanager

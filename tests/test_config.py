@@ -21,6 +21,20 @@ def test_resolved_fills_auto_values():
     assert Config().resolved(32).precision in ("fp32", "bf16")
 
 
+@pytest.mark.parametrize("bf16_cpu, gpu", [(True, False), (False, False), (True, True)])
+def test_auto_precision_is_bfloat16_only_where_it_is_faster(monkeypatch, bf16_cpu, gpu):
+    """bf16 for the U-Net on a CPU with bfloat16 arithmetic; EfficientNet-Lite0 (slower in bfloat16 there)
+    in float32, and loaded for inference in float32 on every CPU; a GPU keeps the saved precision."""
+    from colorgan import runtime
+    monkeypatch.setattr(runtime, "cpu_computes_bfloat16", lambda: bf16_cpu)
+    monkeypatch.setattr(runtime, "has_gpu", lambda: gpu)
+    unet = Config(precision="auto").resolved(32).precision
+    effnet = Config(model="unet-l1", generator="effnet-lite0", precision="auto").resolved(128).precision
+    assert (unet, effnet) == (("bf16" if bf16_cpu and not gpu else "fp32"), "fp32")
+    assert runtime.inference_in_float32("effnet-lite0") == (not gpu)
+    assert runtime.inference_in_float32("unet") == (not gpu and not bf16_cpu)
+
+
 def test_each_generator_takes_the_sizes_its_strides_divide():
     # The U-Net halves down to 1x1 (powers of two); the EfficientNet encoder stops at stride 32.
     Config(image_size=128).validate()

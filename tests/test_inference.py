@@ -214,7 +214,7 @@ def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, 
     assert f32_out.dtype == np.float32 and np.abs(f32_out - bf16_out).max() < 0.05
     # The Colorizer asks for float32 exactly where the CPU would emulate bfloat16
     for emulated in (True, False):
-        monkeypatch.setattr(inference, "inference_in_float32", lambda: emulated)
+        monkeypatch.setattr(inference, "inference_in_float32", lambda generator: emulated)
         policies = {layer.dtype_policy.compute_dtype for layer in walk_layers(Colorizer.load(tmp_path).generator)}
         assert ("bfloat16" in policies) != emulated
     fp32_model, _ = build_models(tiny_config(model="unet-l1", precision="fp32"))
