@@ -128,7 +128,7 @@ def bench_pipeline(cfg: Config, steps: int, warmup: int) -> dict:
     cfg = cfg.resolved(source.default_image_size)
     model = build_trainer(cfg)
     real = train_dataset(source.train, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space,
-                         jitter=cfg.jitter, seed=cfg.seed)
+                         jitter=cfg.jitter, seed=cfg.seed, degrade=cfg.degrade)
     cached = real.take(1).cache().repeat()
     warmup = max(warmup, 1)
 

@@ -24,7 +24,7 @@ from .errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -128,6 +128,9 @@ class Config:
     color_space: str = _opt("lab", "lab: predict ab from L; rgb: predict RGB from gray", COLOR_SPACES)
     val_split: float = _opt(0.1, "validation fraction for data without its own test split", interval="[0, 1)")
     jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
+    degrade: float = _opt(0.0, "old-photo damage: this share of the gray inputs get a random mix of grain, noise, "
+                               "JPEG, blur, fading, uneven exposure, dust, scratches and halftone (colorgan.degrade); "
+                               "the colour target untouched", interval="[0, 1]")
     # model
     model: str = _opt("pix2pix", "pix2pix: U-Net + PatchGAN (BCE + lambda L1); unet-l1: the same U-Net trained with "
                                  "--loss alone; autoencoder: a 4-level conv encoder-decoder trained with --loss", MODELS)
@@ -450,8 +453,13 @@ def _from_schema_6(values: dict) -> dict:
     return {"perceptual_weight": 0.0, "critic_warmup_epochs": 0, **values}
 
 
+# Schema 7 -> 8: --degrade was added; earlier runs trained on clean gray inputs.
+def _from_schema_7(values: dict) -> dict:
+    return {"degrade": 0.0, **values}
+
+
 MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4,
-              5: _from_schema_5, 6: _from_schema_6}  # schema N -> N + 1
+              5: _from_schema_5, 6: _from_schema_6, 7: _from_schema_7}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .color import rgb_to_gray, to_model_io
+from .degrade import degrade_example
 from .errors import ColorganError
 from .image_files import read_rgb
 
@@ -30,6 +31,7 @@ JITTER_SCALE = 1.12  # pix2pix: 256 -> 286, then a random 256 crop
 # epoch-boundary ones (seed + epoch); see data_order_seed.
 MID_EPOCH_SEED_STRIDE = 7919
 JITTER_SEED_SALT = 0x6A17  # the second seed of the jitter seeds' random stream (see with_jitter_seeds)
+DEGRADE_SALT = 0x01D  # folded into an example's jitter seed for its old-photo damage
 
 
 # ---- data ops (work eagerly and inside tf.data.map) ------------------------------------------
@@ -107,6 +109,16 @@ def random_jitter(example, size: int, seed):
     return tf.cast(example, tf.uint8)
 
 
+def augment(example, size: int, seed, jitter: bool, degrade: float):
+    """The training augmentations of one example: the jitter (seed as given, so runs without --degrade draw
+    what they always drew), then the old-photo damage of the gray channel (its own seed, folded from it)."""
+    if jitter:
+        example = random_jitter(example, size, seed)
+    if degrade:
+        example = degrade_example(example, degrade, tf.random.experimental.stateless_fold_in(seed, DEGRADE_SALT))
+    return example
+
+
 def example_to_model_io(example, color_space: str):
     """uint8 [..., 4] (RGB + gray) -> (model input [..., 1], target [..., 2 or 3]), both in [-1, 1]."""
     x = tf.cast(example, tf.float32) / 255.0
@@ -156,8 +168,10 @@ def with_jitter_seeds(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
 
 
 def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: str, jitter: bool,
-                  seed: int) -> tf.data.Dataset:
-    """Endless shuffled (and with `jitter`, jittered) batches of (model input, target) at `size` px.
+                  seed: int, degrade: float = 0.0) -> tf.data.Dataset:
+    """Endless shuffled (and with `jitter`, jittered) batches of (model input, target) at `size` px; with
+    `degrade` P, each gray input made an old photo with probability P (degrade.degrade_example), seeded
+    like the jitter.
 
     One pass is `steps_per_pass(len(images), batch_size)` steps. Repeating with a step count keeps
     the epoch length exact: Keras runs one step too many on a dataset of unknown length (and files
@@ -177,8 +191,8 @@ def train_dataset(images: ImageSet, *, size: int, batch_size: int, color_space: 
         n = len(images)
         ds = _maybe_cache(images.examples(size), n, size)
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True).repeat()
-    if jitter:
-        ds = with_jitter_seeds(ds, seed).map(lambda x, s: random_jitter(x, size, s),
+    if jitter or degrade:
+        ds = with_jitter_seeds(ds, seed).map(lambda x, s: augment(x, size, s, jitter, degrade),
                                              num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda x: example_to_model_io(x, color_space), num_parallel_calls=tf.data.AUTOTUNE)

@@ -191,7 +191,7 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
 def training_data(cfg: Config, source: DataSource, seed: int) -> tf.data.Dataset:
     """Endless shuffled, jittered training batches; fit's shuffle is off because this shuffles."""
     return train_dataset(source.train, size=cfg.image_size, batch_size=cfg.batch_size, color_space=cfg.color_space,
-                         jitter=cfg.jitter, seed=seed)
+                         jitter=cfg.jitter, seed=seed, degrade=cfg.degrade)
 
 
 def interrupted_message(run_dir: Path, steps_per_epoch: int, graceful: bool) -> str:

@@ -204,3 +204,13 @@ def test_schema_6_config_is_migrated():
     assert (cfg.perceptual_weight, cfg.critic_warmup_epochs) == (0.0, 0)
     assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
         {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
+
+
+def test_schema_7_config_is_migrated():
+    """The shipped config before --degrade: it trained on clean gray inputs."""
+    old = json.loads((FIXTURES / "config_schema7.json").read_text())
+    assert old["schema"] == 7 and "degrade" not in old
+    cfg = Config.load(FIXTURES / "config_schema7.json")
+    assert cfg.degrade == 0.0
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
