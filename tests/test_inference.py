@@ -230,3 +230,21 @@ def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, 
     for a, b in zip(fp32_model.weights, back.weights):
         a, b = keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
         np.testing.assert_allclose(b, a, rtol=2 ** -8, atol=1e-30)  # bfloat16's 8 bits of precision
+
+
+@pytest.mark.parametrize("tone", ["sepia", "cyanotype"])
+def test_a_toned_old_photo_is_read_by_its_luminance_not_its_tint(tone):
+    """A sepia- or blue-toned print of a gray photo (its BT.601 luminance kept, a tint added, strongest in the
+    mid-tones as toning is) gives the shipped model's colorization of the gray photo itself."""
+    colorizer = Colorizer.load()
+    gray = np.asarray(Image.open(sample_images(1)[0]).convert("L").resize((96, 64)), np.float32) / 255.0
+    cb, cr = {"sepia": (-0.08, 0.07), "cyanotype": (0.12, -0.06)}[tone]
+    amount = 4 * gray * (1 - gray)  # no tint at pure black and white, so nothing clips
+    r = gray + 1.402 * cr * amount
+    g = gray - 0.344136 * cb * amount - 0.714136 * cr * amount
+    b = gray + 1.772 * cb * amount
+    toned = np.round(np.clip(np.stack([r, g, b], -1), 0, 1) * 255).astype(np.uint8)
+    plain = np.round(gray * 255).astype(np.uint8)
+    assert np.abs(toned.astype(int) - plain[..., None]).max() > 15  # visibly toned
+    difference = np.abs(colorizer.colorize(toned).astype(int) - colorizer.colorize(plain))
+    assert difference.max() <= 3 and difference.mean() < 0.5
