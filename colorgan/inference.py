@@ -40,11 +40,30 @@ def working_size(height, width, render_size: int, multiple: int):
     return tf.cast(wh, tf.int32), tf.cast(ww, tf.int32)
 
 
-def model_input(gray, color_space: str, render_size: int, multiple: int):
-    """Gray [N, H, W, 1] float in [0, 1] -> the generator's input [N, h, w, 1] at the working size (TF ops)."""
+# --auto-levels: the gray levels at these percentiles become black and white; a photo spanning less than
+# LEVELS_MIN_SPAN is left as it is (a flat photo has no contrast to restore, only noise to amplify).
+LEVELS_PERCENTILES, LEVELS_MIN_SPAN = (1.0, 99.0), 0.05
+
+
+def stretch_levels(gray):
+    """Gray [N, h, w, 1] in [0, 1] -> each photo's contrast stretched: its 1st percentile to 0, its 99th to 1
+    (a faded print read as the print it was; TF ops)."""
+    flat = tf.sort(tf.reshape(gray, [tf.shape(gray)[0], -1]), axis=-1)
+    last = tf.cast(tf.shape(flat)[1] - 1, tf.float32)
+    lo, hi = (tf.gather(flat, tf.cast(tf.round(last * p / 100.0), tf.int32), axis=1)[:, None, None, None]
+              for p in LEVELS_PERCENTILES)
+    stretched = tf.clip_by_value((gray - lo) / tf.maximum(hi - lo, 1e-6), 0.0, 1.0)
+    return tf.where(hi - lo >= LEVELS_MIN_SPAN, stretched, gray)
+
+
+def model_input(gray, color_space: str, render_size: int, multiple: int, auto_levels: bool = False):
+    """Gray [N, H, W, 1] float in [0, 1] -> the generator's input [N, h, w, 1] at the working size (TF ops);
+    auto_levels: the network sees the photo's contrast stretched (stretch_levels), the output keeps its own L."""
     shape = tf.shape(gray)
     wh, ww = working_size(shape[1], shape[2], render_size, multiple)
     small = tf.clip_by_value(tf.image.resize(gray, tf.stack([wh, ww]), antialias=True), 0.0, 1.0)
+    if auto_levels:
+        small = stretch_levels(small)
     if color_space == "lab":
         return gray_to_l(small) / 50.0 - 1.0
     return small * 2.0 - 1.0
@@ -61,13 +80,14 @@ def recombine(gray, ab_small):
     return lab_to_rgb(tf.concat([l_full, ab], axis=-1))
 
 
-def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0):
+def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0,
+                   auto_levels: bool = False):
     """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
 
     vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
     ([N, 1, 1, 1]).
     """
-    output = generator(model_input(gray, color_space, render_size, multiple), training=False)
+    output = generator(model_input(gray, color_space, render_size, multiple, auto_levels), training=False)
     return recombine(gray, predicted_ab(output, color_space, vividness))
 
 
@@ -101,21 +121,22 @@ class Colorizer:
     """A trained generator with what it needs to colorize photos: colour space and working size."""
 
     def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256,
-                 vividness: float = 1.0):
+                 vividness: float = 1.0, auto_levels: bool = False):
         self.generator = generator
+        self.auto_levels = auto_levels  # a faded photo's contrast stretched for the network (model_input)
         self.color_space = color_space
         self.multiple = input_multiple(generator)
         self.render_size = render_size
         self.vividness = vividness
         self._fn = tf.function(
             lambda gray, size, vividness: colorize_float(self.generator, gray, self.color_space, size, self.multiple,
-                                                         vividness),
+                                                         vividness, self.auto_levels),
             reduce_retracing=True)
         self._prepare_fn = self._predict_fn = self._finish_fn = None  # traced on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None,
-             vividness: float | None = None) -> "Colorizer":
+             vividness: float | None = None, auto_levels: bool = False) -> "Colorizer":
         """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
         path = Path(path) if path else DEFAULT_WEIGHTS
         model_file, config_file = model_files(path)
@@ -126,7 +147,7 @@ class Colorizer:
         generator = load_generator(model_file, float32=inference_in_float32(cfg.generator if cfg else "unet"))
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
         return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
-                   vividness if vividness is not None else cfg.vividness if cfg else 1.0)
+                   vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels)
 
     def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None) -> np.ndarray:
         """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha).
@@ -149,7 +170,8 @@ class Colorizer:
         gray, alpha = to_float_image(image)
         if self._prepare_fn is None:
             self._prepare_fn = tf.function(
-                lambda g: model_input(g, self.color_space, self.render_size, self.multiple), reduce_retracing=True)
+                lambda g: model_input(g, self.color_space, self.render_size, self.multiple, self.auto_levels),
+                reduce_retracing=True)
         return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None])).numpy())
 
     def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray) -> np.ndarray:

@@ -248,3 +248,31 @@ def test_a_toned_old_photo_is_read_by_its_luminance_not_its_tint(tone):
     assert np.abs(toned.astype(int) - plain[..., None]).max() > 15  # visibly toned
     difference = np.abs(colorizer.colorize(toned).astype(int) - colorizer.colorize(plain))
     assert difference.max() <= 3 and difference.mean() < 0.5
+
+
+def test_auto_levels_reads_a_faded_photo_as_its_print_and_keeps_its_luminance():
+    """--auto-levels: a faded copy (contrast squeezed to 0.35-0.7) reaches the network with its contrast
+    stretched back, and the output keeps the faded photo's own luminance."""
+    from colorgan.inference import stretch_levels
+    photo = np.asarray(Image.open(sample_images(1)[0]).convert("L").resize((96, 64)), np.float32) / 255.0
+    faded = np.round((0.35 + 0.35 * photo) * 255).astype(np.uint8)
+    plain = Colorizer.load()
+    levels = Colorizer.load(auto_levels=True)
+    out = levels.colorize(faded)
+    l_out, l_in = rgb_to_lab(out / 255.0)[..., 0], rgb_to_lab(np.repeat(faded[..., None], 3, -1) / 255.0)[..., 0]
+    assert np.abs(np.asarray(l_out) - np.asarray(l_in)).mean() < 1.0  # its own luminance, not the stretched one
+    # the network sees (nearly) the unfaded photo, and so colours it as that photo, not as a gray haze
+    original = np.round(photo * 255).astype(np.uint8)
+    seen, unfaded = levels.prepare(faded).model_in, plain.prepare(original).model_in
+    assert np.abs(seen - unfaded).mean() < 0.25 * np.abs(plain.prepare(faded).model_in - unfaded).mean()
+    assert not np.array_equal(out, plain.colorize(faded))
+    # the stretch itself: the 1st/99th percentiles go to 0/1; a flat photo is left alone
+    stretched = stretch_levels(tf_constant(faded[None, ..., None] / 255.0)).numpy()
+    assert stretched.min() == 0.0 and stretched.max() == 1.0
+    flat = np.full((1, 8, 8, 1), 0.5, np.float32)
+    np.testing.assert_array_equal(stretch_levels(tf_constant(flat)).numpy(), flat)
+
+
+def tf_constant(x):
+    import tensorflow as tf
+    return tf.constant(x, tf.float32)

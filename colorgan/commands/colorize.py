@@ -25,6 +25,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--vividness", type=vividness_type,
                         help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
                              "(default: the model's, recorded in its config.json)")
+    parser.add_argument("--auto-levels", action="store_true",
+                        help="faded old photos: the network sees the photo's contrast stretched (its 1st and 99th "
+                             "percentile gray levels made black and white); the output keeps the photo's own "
+                             "luminance, so only colour is added")
     parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
     parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
                         help="videos: each frame's colour is A times the running average of the frames before it "
@@ -61,7 +65,8 @@ def main(argv=None, prog: str = PROG) -> int:
     import_tensorflow_quietly()
     from ..inference import Colorizer
 
-    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
+    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness,
+                               auto_levels=args.auto_levels)
     failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
                            temporal_smoothing=args.temporal_smoothing)
     return 1 if failed else 0
