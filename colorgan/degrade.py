@@ -88,8 +88,9 @@ def blur(gray, strength, seed):
 def fade(gray, strength, seed):
     """A faded print: the black raised and the white lowered, lo + (hi - lo) g, with lo up to s FADE_BLACK and
     hi down to 1 - s FADE_WHITE (each a random share of that)."""
-    lo = strength * FADE_BLACK * _uniform(_split(seed, 2)[0], low=0.3)
-    hi = 1.0 - strength * FADE_WHITE * _uniform(_split(seed, 2)[1], low=0.3)
+    black, white = _split(seed, 2)
+    lo = strength * FADE_BLACK * _uniform(black, low=0.3)
+    hi = 1.0 - strength * FADE_WHITE * _uniform(white, low=0.3)
     return _clip(lo + (hi - lo) * gray)
 
 
