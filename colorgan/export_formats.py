@@ -179,6 +179,7 @@ class ExportedColorizer(Colorizer):
         self.render_size = int(info["render_size"])
         self.multiple = int(info["multiple"])
         self.vividness = float(info["vividness"])
+        self.auto_levels = False  # the exported network sees the photo as it is
         self._prepare_fn = self._finish_fn = self._decode_fn = None
 
     @property
