@@ -179,18 +179,19 @@ class ExportedColorizer(Colorizer):
         self.render_size = int(info["render_size"])
         self.multiple = int(info["multiple"])
         self.vividness = float(info["vividness"])
-        self.auto_levels = False  # the exported network sees the photo as it is
+        self.auto_levels = self.denoise = self.restore = False  # asked for per call (prepare), or set after loading
         self._prepare_fn = self._finish_fn = self._decode_fn = None
 
     @property
     def runtime(self) -> str:
         return self.network.runtime
 
-    def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None) -> np.ndarray:
+    def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None,
+                 auto_levels: bool | None = None) -> np.ndarray:
         if render_size not in (None, self.render_size):
             raise ColorganError(f"{self.path}: exported at working size {self.render_size}; export again with "
                                 f"--render-size {render_size} for another")
-        prepared = self.prepare(image)
+        prepared = self.prepare(image, auto_levels)
         ab = self.predict_ab(prepared.model_in, np.array([self.check_vividness(vividness)], np.float32))
         return self.finish(prepared, ab[0])
 

@@ -81,17 +81,23 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
     return bytes((files or parts)[0]["data"])
 
 
-def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None]:
-    unknown = set(request.query_params) - {"format", "vividness"}
+QUERY_OPTIONS = ("format", "vividness", "auto_levels")
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None, bool]:
+    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels)."""
+    unknown = set(request.query_params) - set(QUERY_OPTIONS)
     if unknown:
-        raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: format, vividness)")
+        raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: {', '.join(QUERY_OPTIONS)})")
     fmt = request.query_params.get("format", default_format).lower()
     if fmt not in FORMATS:
         raise HTTPError(400, f"format {fmt!r} is not one of png, jpeg")
+    levels = request.query_params.get("auto_levels", "0").lower()
+    if levels not in BOOLEANS:
+        raise HTTPError(400, f"auto_levels must be 1 or 0 (true or false), got {levels[:20]!r}")
     vividness = request.query_params.get("vividness")
-    if vividness is None or vividness == "":
-        return fmt, None
-    return fmt, vividness_of(vividness)
+    return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels]
 
 
 def vividness_of(value: Any) -> float:

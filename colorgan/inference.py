@@ -121,22 +121,24 @@ class Colorizer:
     """A trained generator with what it needs to colorize photos: colour space and working size."""
 
     def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256,
-                 vividness: float = 1.0, auto_levels: bool = False):
+                 vividness: float = 1.0, auto_levels: bool = False, denoise: bool = False, restore: bool = False):
         self.generator = generator
         self.auto_levels = auto_levels  # a faded photo's contrast stretched for the network (model_input)
+        self.denoise, self.restore = denoise, restore  # old-photo clean-up before colorizing (restore.clean_up)
         self.color_space = color_space
         self.multiple = input_multiple(generator)
         self.render_size = render_size
         self.vividness = vividness
         self._fn = tf.function(
-            lambda gray, size, vividness: colorize_float(self.generator, gray, self.color_space, size, self.multiple,
-                                                         vividness, self.auto_levels),
+            lambda gray, size, vividness, levels: colorize_float(self.generator, gray, self.color_space, size,
+                                                                 self.multiple, vividness, levels),
             reduce_retracing=True)
         self._prepare_fn = self._predict_fn = self._finish_fn = None  # traced on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None,
-             vividness: float | None = None, auto_levels: bool = False) -> "Colorizer":
+             vividness: float | None = None, auto_levels: bool = False, denoise: bool = False,
+             restore: bool = False) -> "Colorizer":
         """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
         path = Path(path) if path else DEFAULT_WEIGHTS
         model_file, config_file = model_files(path)
@@ -147,17 +149,28 @@ class Colorizer:
         generator = load_generator(model_file, float32=inference_in_float32(cfg.generator if cfg else "unet"))
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
         return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
-                   vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels)
+                   vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels, denoise, restore)
 
-    def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None) -> np.ndarray:
+    def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None,
+                 auto_levels: bool | None = None) -> np.ndarray:
         """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha).
 
-        vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept.
+        vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept
+        (the cleaned luminance where denoise or restore is on). auto_levels: None for self.auto_levels.
         """
-        gray, alpha = to_float_image(image)
+        gray, alpha = self.read(image)
         size = int(render_size or self.render_size)
-        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(self.check_vividness(vividness))).numpy()
+        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(self.check_vividness(vividness)),
+                       bool(self.auto_levels if auto_levels is None else auto_levels)).numpy()
         return to_uint8(rgb[0], alpha)
+
+    def read(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """to_float_image, then the clean-up this colorizer was asked for (restore.clean_up)."""
+        gray, alpha = to_float_image(image)
+        if self.denoise or self.restore:
+            from .restore import clean_up  # OpenCV, loaded only when asked for
+            gray = clean_up(gray, denoise_grain=self.denoise, restore=self.restore)
+        return gray, alpha
 
     def check_vividness(self, vividness: float | None) -> np.float32:
         """The vividness to use (the model's default for None); a ColorganError if it is not a positive number."""
@@ -165,14 +178,15 @@ class Colorizer:
 
     # The same work in three steps, for a server that batches photos of different sizes together: only the
     # network needs a batch of one size, and photos of many sizes share a working size.
-    def prepare(self, image: np.ndarray) -> "Prepared":
+    def prepare(self, image: np.ndarray, auto_levels: bool | None = None) -> "Prepared":
         """Image -> its gray, alpha and the network's input [1, h, w, 1] at the working size."""
-        gray, alpha = to_float_image(image)
+        gray, alpha = self.read(image)
         if self._prepare_fn is None:
             self._prepare_fn = tf.function(
-                lambda g: model_input(g, self.color_space, self.render_size, self.multiple, self.auto_levels),
+                lambda g, levels: model_input(g, self.color_space, self.render_size, self.multiple, levels),
                 reduce_retracing=True)
-        return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None])).numpy())
+        levels = bool(self.auto_levels if auto_levels is None else auto_levels)
+        return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None]), levels).numpy())
 
     def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray) -> np.ndarray:
         """Network inputs [N, h, w, 1] (one working size) and vividness [N] -> predicted ab [N, h, w, 2]."""

@@ -2,7 +2,7 @@
 
 Routes
   GET  /                                  the web page (colorgan/web/: plain HTML/CSS/JS, nothing from a CDN)
-  POST /v1/colorize?format=&vividness=    an image (the body, or a multipart file) -> the colorized image
+  POST /v1/colorize?format=&vividness=&auto_levels=    an image (the body, or a multipart file) -> the colorized image
   POST /v1/models/colorgan:predict        TensorFlow Serving's REST predict ({"instances": ...} or {"inputs": ...})
   GET  /v1/models/colorgan[/metadata]     TensorFlow Serving's model status and signature metadata
   GET  /v1/info                           model name and limits (what the page needs)
@@ -59,14 +59,15 @@ class Limits:
 # ---- models -----------------------------------------------------------------------------------------------
 class ColorizerBackend:
     """A generator (shipped weights, a run): photos of any size batched by the working size the network sees."""
+    auto_levels = True  # the network's input is made here, so a faded photo's levels can be stretched for it
 
     def __init__(self, colorizer, name: str):
         self.colorizer, self.name = colorizer, name
         self.vividness = float(colorizer.vividness)
 
-    def prepare(self, image: np.ndarray, vividness: float | None):
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
         v = self.colorizer.check_vividness(vividness)
-        prepared = self.colorizer.prepare(image)
+        prepared = self.colorizer.prepare(image, auto_levels)
         return prepared.model_in.shape[1:3], (prepared, v)
 
     def run(self, jobs: list) -> list:
@@ -80,6 +81,7 @@ class ColorizerBackend:
 class SavedModelBackend:
     """An exported SavedModel (what TF Serving would load), called through its signatures: photos batched
     when they share size and vividness."""
+    auto_levels = False  # the signatures take the photo as it is
 
     def __init__(self, version_dir: str | Path):
         import tensorflow as tf
@@ -97,8 +99,11 @@ class SavedModelBackend:
         self.name = str(version_dir)
         self.vividness = float(saved_model_info(version_dir).get("vividness", 1.0))
 
-    def prepare(self, image: np.ndarray, vividness: float | None):
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
         from .inference import to_float_image
+        if auto_levels:  # the exported signatures take the photo as it is
+            raise ColorganError("auto_levels needs the model itself (serve.py --run or the shipped weights), "
+                                "not an exported SavedModel")
         if vividness is not None:
             vividness = check_vividness(vividness)
         image, alpha = np.asarray(image), None
@@ -152,11 +157,12 @@ class Service:
         Gauge("colorgan_queue_length", "photos waiting for the model", registry=self.registry).set_function(
             lambda: len(self.batcher))
 
-    async def colorize(self, sources: list, vividness: float | None, load=None, save=None) -> list:
+    async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
+                       auto_levels: bool = False) -> list:
         """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
         finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch."""
         def prepare(source):
-            return self.backend.prepare(load(source) if load else source, vividness)
+            return self.backend.prepare(load(source) if load else source, vividness, auto_levels)
 
         def finish(job, result):
             out = self.backend.finish(job, result)
@@ -258,11 +264,11 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
     @app.get("/v1/info")
     async def info():
         return {"model": backend.name, "vividness": backend.vividness, "max_upload_mb": limits.max_upload_mb,
-                "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"]}
+                "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels}
 
     @app.post("/v1/colorize")
     async def colorize(request: Request):
-        fmt, vividness = query_options(request)
+        fmt, vividness, auto_levels = query_options(request)
         body = await read_body(request, int(limits.max_upload_mb * 1_000_000))
         content_type = request.headers.get("content-type", "")
         if content_type.lower().startswith("multipart/"):
@@ -270,7 +276,7 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
         pillow_format, media_type = FORMATS[fmt]
         (encoded,) = await service.colorize(
             [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
-            save=lambda image: encode_image(image, pillow_format))
+            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels)
         return Response(encoded, media_type=media_type)
 
     def model_action(spec: str) -> str:

@@ -276,3 +276,15 @@ def test_auto_levels_reads_a_faded_photo_as_its_print_and_keeps_its_luminance():
 def tf_constant(x):
     import tensorflow as tf
     return tf.constant(x, tf.float32)
+
+
+def test_auto_levels_can_be_asked_for_per_photo():
+    """The server's per-request auto_levels: Colorizer.colorize(auto_levels=) and prepare(image, auto_levels)
+    override the colorizer's own setting, each way."""
+    photo = np.asarray(Image.open(sample_images(1)[0]).convert("L").resize((64, 48)))
+    faded = np.round(80 + 0.3 * photo).astype(np.uint8)
+    plain, levels = Colorizer.load(), Colorizer.load(auto_levels=True)
+    np.testing.assert_array_equal(plain.colorize(faded, auto_levels=True), levels.colorize(faded))
+    np.testing.assert_array_equal(levels.colorize(faded, auto_levels=False), plain.colorize(faded))
+    np.testing.assert_array_equal(plain.prepare(faded, True).model_in, levels.prepare(faded).model_in)
+    assert not np.array_equal(plain.prepare(faded).model_in, levels.prepare(faded).model_in)

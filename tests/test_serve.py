@@ -135,7 +135,21 @@ def test_body_over_the_limit_is_413_from_header_and_while_reading(client):
     assert_error(client.post("/v1/colorize", content=chunks()), 413, "limit")
 
 
+def test_auto_levels_colours_a_faded_photo_as_the_colorizer_does_and_keeps_its_luminance(client, colorizer, photo):
+    _, rgb = photo
+    faded = np.round(64 + 0.4 * luma(rgb)).astype(np.uint8)  # a washed-out print: levels 64-166
+    assert client.get("/v1/info").json()["auto_levels"] is True
+    plain = decode(client.post("/v1/colorize", content=encode(faded)).content)
+    stretched = decode(client.post("/v1/colorize?auto_levels=1", content=encode(faded)).content)
+    assert np.abs(stretched.astype(int) - colorizer.colorize(faded, auto_levels=True)).max() <= 1
+    assert np.abs(plain.astype(int) - colorizer.colorize(faded, auto_levels=False)).max() <= 1
+    assert np.abs(stretched.astype(int) - plain).mean() > 0.5  # the network saw another photo
+    assert np.abs(luma(stretched) - faded).mean() < 2.0  # still the faded photo's own luminance
+    assert decode(client.post("/v1/colorize?auto_levels=false", content=encode(faded)).content).tolist() == plain.tolist()
+
+
 @pytest.mark.parametrize("query, words", [("format=gif", ["format"]), ("vividness=abc", ["vividness"]),
+                                          ("auto_levels=maybe", ["auto_levels"]),
                                           ("vividness=-1", ["positive"]), ("vividness=inf", ["finite"]),
                                           ("size=3", ["unknown parameter"])])
 def test_bad_parameters_are_400(client, query, words):
@@ -297,6 +311,8 @@ def test_saved_model_backend_serves_the_same_body(photo, saved_model):
                           .json()["predictions"])
         assert c.get("/v1/info").json()["vividness"] == pytest.approx(shipped_vividness())  # recorded beside the export
         assert c.post("/v1/colorize", content=photo[0]).status_code == 200
+        assert c.get("/v1/info").json()["auto_levels"] is False  # the page hides its checkbox
+        assert_error(c.post("/v1/colorize?auto_levels=1", content=photo[0]), 400, "auto_levels", "savedmodel")
     import tensorflow as tf
     direct = saved_model[1].signatures["serving_default"](images=tf.constant(images))["colorized"].numpy()
     assert np.array_equal(served, direct)
@@ -388,12 +404,12 @@ def test_batcher_waits_briefly_for_a_fuller_batch():
 
 class SlowBackend:
     """Stand-in for a model: every photo becomes its own inverse after `delay` seconds per batch."""
-    name, vividness = "slow", 1.0
+    name, vividness, auto_levels = "slow", 1.0, False
 
     def __init__(self, delay):
         self.delay, self.batch_sizes = delay, []
 
-    def prepare(self, image, vividness):
+    def prepare(self, image, vividness, auto_levels=False):
         return image.shape, image
 
     def run(self, jobs):

@@ -105,5 +105,14 @@ def test_page_colorizes_an_uploaded_photo(server, tmp_path):
             lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != before)
         assert browser.execute_script(CHROMA_JS, output)[2] > chroma  # more vivid
         browser.save_screenshot(str(tmp_path / "page_vivid.png"))
+
+        before = output.get_attribute("src")
+        levels = card.find_element(By.CSS_SELECTOR, "input.auto-levels")
+        assert levels.is_displayed() and not levels.is_selected()
+        levels.click()  # a faded photo's option: the page asks the server again, with auto_levels=1
+        WebDriverWait(browser, 120).until(
+            lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != before)
+        sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert [u for u in sent if "/v1/colorize" in u][-1].endswith("auto_levels=1")
     finally:
         browser.quit()

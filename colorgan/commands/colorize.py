@@ -29,7 +29,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         help="faded old photos: the network sees the photo's contrast stretched (its 1st and 99th "
                              "percentile gray levels made black and white); the output keeps the photo's own "
                              "luminance, so only colour is added")
-    parser.add_argument("--side-by-side", action="store_true", help="also write NAME_side_by_side: gray | colorized")
+    parser.add_argument("--denoise", action="store_true",
+                        help="old photos: remove film grain and scanner noise before colorizing (OpenCV's non-local "
+                             "means, as strong as the photo's own noise); changes the photo's luminance, so off by "
+                             "default: --side-by-side shows the original beside the result")
+    parser.add_argument("--restore", action="store_true",
+                        help="old photos: fill dust specks and thin scratches before colorizing (OpenCV's "
+                             "inpainting of small spots far from their smooth surroundings); off by default")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="also write NAME_side_by_side: the original in gray | colorized")
     parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
                         help="videos: each frame's colour is A times the running average of the frames before it "
                              "and 1 - A its own, restarting at scene cuts; 0 is off, below 1 "
@@ -66,7 +74,7 @@ def main(argv=None, prog: str = PROG) -> int:
     from ..inference import Colorizer
 
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness,
-                               auto_levels=args.auto_levels)
+                               auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore)
     failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
                            temporal_smoothing=args.temporal_smoothing)
     return 1 if failed else 0

@@ -6,7 +6,7 @@ const MB = 1024 * 1024;
 const MAX_RETRIES = 4;      // retries after a 503 "server busy"
 const DEBOUNCE_MS = 300;    // vividness slider -> new request
 
-let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'] };
+let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'], auto_levels: false };
 
 const infoReady = fetch('/v1/info')
   .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
@@ -82,7 +82,8 @@ async function colorize(card) {
   const ctrl = (st.ctrl = new AbortController());
   const fmt = $('.format', card).value;
   const viv = $('.vividness', card).value;
-  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}`;
+  const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
+  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}${levels}`;
   const stale = () => seq !== st.seq;
   setState(card, 'working', st.outUrl ? 'updating…' : 'colorizing…');
   try {
@@ -177,6 +178,9 @@ function makeCard(file) {
   viv.addEventListener('input', onViv);
   viv.addEventListener('change', onViv);
   fmtSel.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
+  const levels = $('.auto-levels', card);
+  $('.ctl-levels', card).hidden = !info.auto_levels;  // an exported SavedModel takes the photo as it is
+  levels.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
 
   const stage = $('.stage', card);
   const compare = $('.compare', card);
