@@ -175,3 +175,11 @@ def degrade_example(example, probability: float, seed):
     strength = tf.cast(_uniform(chosen) < probability, tf.float32) * _uniform(level, low=0.3)
     old = old_photo(gray, strength, mix)
     return tf.concat([example[..., :3], tf.cast(tf.round(old * 255.0), tf.uint8)], axis=-1)
+
+
+def old_photos(gray, strength, indices, seed: int = 0):
+    """Scoring: gray [N, H, W, 1] in [0, 1] -> each photo an old_photo at `strength`, its damage drawn from
+    (seed, its index in the evaluation set), so every model and every run sees the same damaged photo."""
+    seeds = tf.stack([tf.fill(tf.shape(indices), tf.cast(seed, tf.int64)), tf.cast(indices, tf.int64)], axis=1)
+    return tf.map_fn(lambda args: old_photo(args[0], strength, args[1]), (gray, seeds),
+                     fn_output_signature=tf.float32)

@@ -192,11 +192,36 @@ def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs,
     bad = run_evaluate("--run", str(two_runs[1]), "--size", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "--size" in bad.stderr and "Traceback" not in bad.stderr
 
+def test_degrade_scores_the_colour_the_network_gives_old_photo_versions(two_runs):
+    """evaluate --degrade S: the network sees each photo damaged (seeded by its index: the same damage every
+    time), the output keeps the clean L, and the gray baseline and truth rows are the clean photos'."""
+    run = load_run(two_runs[0])
+    images, _ = evaluation.eval_images(run.config)
+    clean = evaluation.evaluate_run(run, images, limit=8, progress=False)
+    old = evaluation.evaluate_run(run, images, limit=8, progress=False, degrade=1.0)
+    again = evaluation.evaluate_run(run, images, limit=8, progress=False, degrade=1.0)
+    assert old["rows"] == again["rows"] and old["degrade"] == 1.0
+    assert old["rows"]["gray baseline"] == clean["rows"]["gray baseline"]
+    assert old["rows"][run.name] != clean["rows"][run.name]
+    seen = []
+    generator = run.generator
+    run.generator = lambda x, training: seen.append(x) or generator(x, training=training)
+    examples = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 4)), tf.uint8)
+    damaged = tf.fill([2, 32, 32, 1], 0.5)
+    out = evaluation.colorize_examples(run, examples, None, damaged)
+    np.testing.assert_allclose(seen[0].numpy(), 0.0, atol=0.1)  # L 50 of the flat 0.5 gray the network saw ...
+    from colorgan.color import rgb_to_lab
+    np.testing.assert_allclose(rgb_to_lab(out["model"])[..., 0], rgb_to_lab(out[evaluation.GRAY])[..., 0],
+                               atol=0.5)  # ... the output's L the clean photo's
+
+
 def test_evaluate_bad_input(tmp_path):
     out = run_evaluate("--run", str(tmp_path / "missing"), cwd=tmp_path)
     assert out.returncode == 2 and "no such run directory" in out.stderr and "Traceback" not in out.stderr
     out = run_evaluate("--limit", "-3", cwd=tmp_path)
     assert out.returncode == 2 and "--limit" in out.stderr
+    out = run_evaluate("--degrade", "1.5", cwd=tmp_path)
+    assert out.returncode == 2 and "--degrade" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_classifier_features_and_labels(tiny_classifier):

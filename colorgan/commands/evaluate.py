@@ -44,8 +44,24 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                                                  "size); each network still works at its own size, its colour "
                                                  "resized to this one as colorize.py does a photo, so runs trained "
                                                  "at different sizes share one gray baseline")
+    parser.add_argument("--degrade", type=strength_type, default=0.0, metavar="S",
+                        help="score on old-photo versions of the photos: the network sees each one damaged at "
+                             "strength S in [0, 1] (colorgan.degrade.old_photo, seeded by the photo's index: the "
+                             "same damage for every run); the output keeps the clean photo's L, so the score is "
+                             "the colour's, beside the clean gray photo's (default: 0, clean)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def strength_type(text: str) -> float:
+    """argparse type of --degrade: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return value
 
 
 def parse_vividness(text: str) -> list[float]:
@@ -185,8 +201,9 @@ def score(args, runs, data: str | None, set_name: str | None, classifier, vividn
             images, description = eval_images(eval_config(run))
         first_images = first_images if first_images is not None else images
         result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
-                              vividness=vividness, size=args.size)
-        result["data"] = description
+                              vividness=vividness, size=args.size, degrade=args.degrade)
+        result["data"] = description + (f"; the network saw them as old photos (--degrade {args.degrade:g})"
+                                        if args.degrade else "")
         results.append(result)
         if not args.compare:
             out = report_root(args, runs, run) / (set_name or "")
