@@ -4,12 +4,16 @@
         --count 24 --out reports/old_photos_sheet.png
 
 Photos are taken spread over the folder (sorted by name), colorized at full resolution with `Colorizer` (as
-`colorize.py` does, each model at its own working size and vividness, or at --vividness), shown as their input
-(as given: a toned scan stays toned) and one column per model. Where there is no colour truth (old photos), the
-colour a model adds is what there is to measure: its colourfulness (Hasler & Suesstrunk) over the photos,
-printed as one JSON line per model, beside the input's own (a sepia tone has some).
+`colorize.py` does, each model at its own working size and vividness, or at --vividness), shown in gray (the
+luminance every model reads; --as-given shows a toned scan toned) and one column per model. Where there is no
+colour truth (old photos), the colour a model adds is what there is to measure: its colourfulness (Hasler &
+Suesstrunk) over the photos, and the share of photos with a colour cast over the whole frame (the frame's mean
+ab at least CAST_CHROMA from gray, pointing the way of at least CAST_UNIFORMITY of its colour: one tint
+everywhere rather than colours that differ by object), printed as one JSON line per model beside the input's
+own (a sepia tone is a cast). --csv writes the figures of every photo.
 """
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -22,12 +26,30 @@ import_tensorflow_quietly()
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
+
 from colorgan import Colorizer  # noqa: E402
+from colorgan.color import rgb_to_lab  # noqa: E402
 from colorgan.image_files import read_rgb  # noqa: E402
 from colorgan.metrics import colourfulness  # noqa: E402
 from colorgan.scan import image_files  # noqa: E402
 
 THUMB = 256  # px, the longer side of each cell
+# A cast: the frame's mean ab is at least CAST_CHROMA Lab units from gray (clearly visible) and at least
+# CAST_UNIFORMITY of the mean chroma (|mean ab| / mean |ab|): one tint over everything, not a sky and a lawn.
+CAST_CHROMA, CAST_UNIFORMITY = 6.0, 0.75
+
+
+def colour_figures(rgb: np.ndarray) -> dict:
+    """uint8 RGB -> colourfulness, the frame's mean ab (a, b), its uniformity and whether it is a cast."""
+    x = np.asarray(rgb, np.float32)[None] / 255.0
+    ab = rgb_to_lab(tf.constant(x)).numpy()[0, ..., 1:].reshape(-1, 2)
+    mean = ab.mean(axis=0)
+    strength = float(np.hypot(*mean))
+    uniformity = strength / max(float(np.hypot(ab[:, 0], ab[:, 1]).mean()), 1e-6)
+    return {"colourfulness": round(float(colourfulness(x)[0]), 2), "mean_a": round(float(mean[0]), 2),
+            "mean_b": round(float(mean[1]), 2), "uniformity": round(uniformity, 3),
+            "cast": strength >= CAST_CHROMA and uniformity >= CAST_UNIFORMITY}
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB) -> np.ndarray:
@@ -46,6 +68,9 @@ def main(argv=None) -> int:
     p.add_argument("--vividness", type=float, help="one vividness for every model (default: each model's own)")
     p.add_argument("--columns", type=int, default=2, help="photos side by side on the sheet (default: 2)")
     p.add_argument("--out", default="reports/contact_sheet.png", help="the sheet (.png or .jpg; default: %(default)s)")
+    p.add_argument("--as-given", action="store_true", help="show the input as given (toned), not in gray")
+    p.add_argument("--auto-levels", action="store_true", help="colorize with --auto-levels")
+    p.add_argument("--csv", help="write each photo's figures (colourfulness, mean ab, cast) here")
     args = p.parse_args(argv)
 
     files = image_files(Path(args.folder))
@@ -54,16 +79,18 @@ def main(argv=None) -> int:
     pick = np.unique(np.linspace(0, len(files) - 1, min(args.count, len(files))).round().astype(int))
     files = [files[i] for i in pick]
     photos = [read_rgb(str(f)) for f in files]
-    colorizers = [Colorizer.load(m) for m in args.models]
-    cells, added = [], {m: [] for m in args.models}
-    given = float(np.mean([colourfulness(np.asarray(x, np.float32)[None] / 255.0)[0] for x in photos]))
-    for photo in photos:
-        row = [thumbnail(photo)]
+    colorizers = [Colorizer.load(m, auto_levels=args.auto_levels) for m in args.models]
+    cells, rows = [], []
+    for f, photo in zip(files, photos):
+        gray = np.repeat(np.round(np.asarray(photo, np.float32) @ [0.299, 0.587, 0.114]).astype(np.uint8)[..., None],
+                         3, -1)
+        row, figures = [thumbnail(photo if args.as_given else gray)], {"photo": f.name, "input": colour_figures(photo)}
         for model, colorizer in zip(args.models, colorizers):
             out = colorizer.colorize(photo, vividness=args.vividness)
-            added[model].append(float(colourfulness(np.asarray(out, np.float32)[None] / 255.0)[0]))
+            figures[model] = colour_figures(out)
             row.append(thumbnail(out))
         cells.append(np.concatenate(row, axis=1))
+        rows.append(figures)
     per_row = args.columns
     while len(cells) % per_row:
         cells.append(np.full_like(cells[0], 255))
@@ -71,10 +98,22 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(out, quality=85)
-    print(json.dumps({"photos": len(photos), "input_colourfulness": round(given, 2), "sheet": str(out),
-                      "columns": ["input"] + args.models}))
+    def summary(key):
+        return {"colourfulness": round(float(np.mean([r[key]["colourfulness"] for r in rows])), 2),
+                "cast_share": round(float(np.mean([r[key]["cast"] for r in rows])), 3)}
+    print(json.dumps({"photos": len(photos), "sheet": str(out), "columns": ["input"] + args.models,
+                      "input": summary("input")}))
     for model in args.models:
-        print(json.dumps({"model": model, "colourfulness": round(float(np.mean(added[model])), 2)}))
+        print(json.dumps({"model": model, **summary(model)}))
+    if args.csv:
+        keys = ["input"] + args.models
+        fields = ["colourfulness", "mean_a", "mean_b", "uniformity", "cast"]
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["photo"] + [f"{k}:{name}" for k in keys for name in fields])
+            for r in rows:
+                writer.writerow([r["photo"]] + [r[k][name] for k in keys for name in fields])
+        print(json.dumps({"csv": args.csv}))
     return 0
 
 
