@@ -17,7 +17,6 @@ import numpy as np
 import tensorflow as tf
 
 from .color import rgb_to_lab
-from .image_files import GRAY_CHROMA
 
 log = logging.getLogger("colorgan")
 
@@ -172,12 +171,12 @@ def _example_histogram(example, bins, q: int, gray_chroma: float):
     return counts, n_colour, tf.cast(tf.shape(images)[0], tf.int64) - n_colour
 
 
-def ab_histogram(dataset: tf.data.Dataset, bins, gray_chroma: float = GRAY_CHROMA):
+def ab_histogram(dataset: tf.data.Dataset, bins, gray_chroma: float):
     """Count the pixels of each ab bin over a dataset of uint8 RGB(+gray) examples ([H, W, 4] as
     colorgan.data's pipelines, [H, W, 3], or batches of either).
 
-    An image is left out if it has no colour: mean |R - G| + |G - B| (0-255) < gray_chroma, by default
-    colorgan.image_files.GRAY_CHROMA (1.0), the data scan's test for black-and-white photos. Every pixel of
+    An image is left out if it has no colour: mean |R - G| + |G - B| (0-255) < gray_chroma (training passes
+    colorgan.image_files.GRAY_CHROMA, 1.0, the data scan's test for black-and-white photos). Every pixel of
     the other images counts, in its nearest bin (ab from colorgan.color.rgb_to_lab).
 
     Returns (counts int64 [Q], colour images counted, gray images left out); `rebalancing_weights(counts, bins)`.

@@ -11,7 +11,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 from .progress import progress_bar
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -54,13 +53,6 @@ def tf_errors():
     return tf.errors.OpError
 
 
-def side_by_side_image(gray_source: np.ndarray, colorized: np.ndarray) -> np.ndarray:
-    from .inference import to_float_image
-    gray, _ = to_float_image(gray_source)
-    gray_rgb = np.repeat(np.round(gray * 255).astype(np.uint8), 3, axis=-1)
-    return np.concatenate([gray_rgb, colorized[..., :3]], axis=1)
-
-
 def side_by_side_path(rel: Path) -> Path:
     return rel.with_name(f"{rel.stem}_side_by_side{rel.suffix}")
 
@@ -70,6 +62,7 @@ def colorize_photo(colorizer, src: Path, dst: Path, side_by_side: Path | None = 
     result = colorizer.colorize(image)
     write_image(dst, result)
     if side_by_side:
+        from .inference import side_by_side_image  # TensorFlow: loaded once the inputs are found
         write_image(side_by_side, side_by_side_image(image, result))
 
 

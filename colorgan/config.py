@@ -38,6 +38,8 @@ NORMS = ("batch", "instance", "group", "none")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan-gp")
 SCHEDULES = ("constant", "linear", "cosine")
 SWITCHES = ("auto", "on", "off")
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZE = ("none", "float16", "dynamic")  # tflite: float32, float16 or int8 (dynamic range) weights
 STRATEGIES = ("none", "mirrored", "multiworker")
 
 

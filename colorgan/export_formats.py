@@ -35,7 +35,7 @@ import tensorflow as tf
 from . import __version__
 from .atomic import temp_path
 from .chroma import predicted_ab
-from .commands.export import FORMATS, QUANTIZE  # saved_model, tflite, onnx; none, float16, dynamic
+from .config import EXPORT_FORMATS as FORMATS, QUANTIZE  # saved_model, tflite, onnx; none, float16, dynamic
 from .errors import ColorganError
 from .export import INFO_FILE, export_saved_model, float32_generator, saved_model_info
 from .inference import Colorizer, to_float_image

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from .errors import ColorganError
 from .image_files import inspect_image
-from .pipeline import load_example, resize_example, stack_with_gray
+from .examples import load_example, resize_example, stack_with_gray
 from .scan import IMAGE_EXTENSIONS
 
 

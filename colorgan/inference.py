@@ -204,6 +204,13 @@ class Colorizer:
         return to_uint8(rgb, prepared.alpha)
 
 
+def side_by_side_image(gray_source: np.ndarray, colorized: np.ndarray) -> np.ndarray:
+    """The photo in gray beside its colorization (colorize.py --side-by-side, for photos and video frames)."""
+    gray, _ = to_float_image(gray_source)
+    gray_rgb = np.repeat(np.round(gray * 255).astype(np.uint8), 3, axis=-1)
+    return np.concatenate([gray_rgb, colorized[..., :3]], axis=1)
+
+
 class Prepared(NamedTuple):
     gray: np.ndarray  # [H, W, 1] float32 in [0, 1], the photo's own size
     alpha: np.ndarray | None

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from .errors import ColorganError
 from .image_sets import DataSource, ImageSet, check_has_training_images
-from .pipeline import resize_example, stack_with_gray
+from .examples import resize_example, stack_with_gray
 
 log = logging.getLogger("colorgan")
 

@@ -21,6 +21,7 @@ from .atomic import atomic_write_text
 from .callbacks import GracefulStop, ProgressLog, RunRecorder, SampleGrid, TensorBoardLog, TrainingInterrupted
 from .config import AUTO, Config
 from .data import find_source
+from .image_files import GRAY_CHROMA
 from .image_sets import DataSource
 from .errors import ColorganError
 from .pipeline import (data_order_seed, eval_dataset, eval_steps, example_to_model_io, sample_examples, steps_per_pass,
@@ -182,7 +183,7 @@ def ab_class_weights(cfg: Config, source: DataSource, run_dir: Path, chief: bool
     counts = load_ab_counts(run_dir, counted_on)
     if counts is None:
         log.info("counting the training images' colours for the class rebalancing weights")
-        counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins)
+        counts, _, _ = ab_histogram(source.train.examples(cfg.image_size).batch(64), bins, GRAY_CHROMA)
         if chief:
             save_ab_counts(run_dir, counts, counted_on)
     return rebalancing_weights(counts, bins, mix=cfg.rebalance_mix)

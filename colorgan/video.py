@@ -292,7 +292,7 @@ def colorize_video(colorizer, src: str | os.PathLike, dst: str | os.PathLike, sm
 
 
 def _side_by_side(frame: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    from .colorize import side_by_side_image  # the photos' gray | colour panel (colorize imports this module)
+    from .inference import side_by_side_image  # the photos' gray | colour panel
     return side_by_side_image(frame, colour)
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from colorgan import ab_classes as ac
 from colorgan import losses, metrics
+from colorgan.image_files import GRAY_CHROMA
 from colorgan.color import rgb_to_lab
 from colorgan.image_files import read_rgb
 from conftest import sample_images
@@ -165,12 +166,12 @@ def test_ab_histogram_leaves_out_images_without_colour(bins):
     faint = uint8_example([120, 120, 120])
     faint[:2, :, 0] = 122  # mean chroma 2 * 8 / 16 = 1.0: counted
     ds = tf.data.Dataset.from_tensor_slices(np.stack([red, gray, blue, near_gray, faint]))
-    counts, n_colour, n_gray = ac.ab_histogram(ds, bins)
+    counts, n_colour, n_gray = ac.ab_histogram(ds, bins, GRAY_CHROMA)
     assert (n_colour, n_gray) == (3, 2)
     assert counts.dtype == np.int64 and counts.sum() == 3 * 16
     assert counts[index_of(bins, 80, 70)] == 16 and counts[index_of(bins, 80, -110)] == 16
     assert counts[index_of(bins, 0, 0)] == 16  # faint's pixels, all nearly neutral
-    batched = ac.ab_histogram(ds.batch(2), bins)  # batches of examples, the ragged last one included
+    batched = ac.ab_histogram(ds.batch(2), bins, GRAY_CHROMA)  # batches of examples, the ragged last one included
     np.testing.assert_array_equal(batched[0], counts)
     assert batched[1:] == (3, 2)
     w = ac.rebalancing_weights(counts, bins)
@@ -181,7 +182,7 @@ def test_ab_histogram_on_real_photos_matches_their_pixels(bins):
     photos = np.stack([read_rgb(p) for p in sample_images(6)])  # [6, 32, 32, 3] uint8, colour
     gray = np.repeat(np.round(photos @ np.array([0.299, 0.587, 0.114])).astype("uint8")[..., None], 3, -1)
     ds = tf.data.Dataset.from_tensor_slices(np.concatenate([photos, gray]))
-    counts, n_colour, n_gray = ac.ab_histogram(ds, bins)
+    counts, n_colour, n_gray = ac.ab_histogram(ds, bins, GRAY_CHROMA)
     assert (n_colour, n_gray) == (6, 6)
     idx = ac.nearest_bin(rgb_to_lab(photos.astype("float32") / 255.0)[..., 1:], bins).numpy()
     np.testing.assert_array_equal(counts, np.bincount(idx.ravel(), minlength=len(bins)))

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colorgan import data, pipeline, scan
+from colorgan import data, examples, scan
 from colorgan.errors import ColorganError
 from conftest import ROOT, sample_images, tiny_config
 
@@ -145,8 +145,8 @@ def test_pipeline_decodes_every_scanned_file_correctly(bad_color):
 @pytest.mark.parametrize("inside_map", [False, True])
 def test_decode_op_on_bad_files(bad_color, inside_map, caplog):
     folder, _, _ = bad_color
-    run = (lambda p: next(iter(tf.data.Dataset.from_tensors(p).map(pipeline.decode_rgb)))) if inside_map \
-        else pipeline.decode_rgb
+    run = (lambda p: next(iter(tf.data.Dataset.from_tensors(p).map(examples.decode_rgb)))) if inside_map \
+        else examples.decode_rgb
     assert run(str(folder / "cmyk.jpg")).shape == (32, 32, 3)
     assert run(str(folder / "huge.jpg")).shape == (3000, 4000, 3)
     # eagerly our own error comes back; inside tf.data an OpError, which the pipelines drop
@@ -155,8 +155,8 @@ def test_decode_op_on_bad_files(bad_color, inside_map, caplog):
         run(str(folder / "truncated.jpg"))
     assert "truncated.jpg: cannot decode" in caplog.text
     # JPEGs decode at a reduced scale (1/8 here) that keeps both sides >= min_size
-    reduced = pipeline.decode_rgb(str(folder / "huge.jpg"), 256) if not inside_map else next(iter(
-        tf.data.Dataset.from_tensors(str(folder / "huge.jpg")).map(lambda p: pipeline.decode_rgb(p, 256))))
+    reduced = examples.decode_rgb(str(folder / "huge.jpg"), 256) if not inside_map else next(iter(
+        tf.data.Dataset.from_tensors(str(folder / "huge.jpg")).map(lambda p: examples.decode_rgb(p, 256))))
     assert reduced.shape == (375, 500, 3)
 
 
@@ -234,9 +234,9 @@ def test_plain_files_decode_the_same_through_tensorflow_and_pillow(bad_color, in
         path = str(folder / name)
         if inside_map:
             ds = tf.data.Dataset.from_tensors((path, True)).concatenate(tf.data.Dataset.from_tensors((path, False)))
-            fast, slow = [x.numpy().astype(int) for x in ds.map(lambda p, f: pipeline.decode_rgb(p, 0, f))]
+            fast, slow = [x.numpy().astype(int) for x in ds.map(lambda p, f: examples.decode_rgb(p, 0, f))]
         else:
-            fast, slow = (pipeline.decode_rgb(path, 0, flag).numpy().astype(int) for flag in (True, False))
+            fast, slow = (examples.decode_rgb(path, 0, flag).numpy().astype(int) for flag in (True, False))
         assert fast.shape == slow.shape, name
         if name.endswith(".png"):
             assert np.array_equal(fast, slow)

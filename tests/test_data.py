@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data, image_sets, pipeline, scan
+from colorgan import data, examples, image_sets, pipeline, scan
 from colorgan.color import rgb_to_gray
 from colorgan.errors import ColorganError
 from conftest import SAMPLE, copy_images, sample_images, tiny_config
@@ -163,14 +163,14 @@ def test_load_and_resize_ops(inside_map, tmp_path):
     root = make_paired(tmp_path / "set", 1)
     color_path, gray_path = str(root / "color" / "0.jpg"), str(root / "gray" / "0.png")
     run = (lambda fn, *a: _through_map(fn, *a)) if inside_map else (lambda fn, *a: fn(*a))
-    example = run(pipeline.load_example, color_path, gray_path)
+    example = run(examples.load_example, color_path, gray_path)
     assert example.dtype == tf.uint8 and example.shape == (32, 32, 4)
     expected_gray = cv2.imread(gray_path, cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(example[..., 3].numpy(), expected_gray)
-    derived = run(pipeline.load_example, color_path)
+    derived = run(examples.load_example, color_path)
     want = np.round(rgb_to_gray(tf.cast(derived[..., :3], tf.float32)).numpy()[..., 0])
     np.testing.assert_array_equal(derived[..., 3].numpy(), want.astype(np.uint8))
-    big = run(lambda x: pipeline.resize_example(x, 64), example)
+    big = run(lambda x: examples.resize_example(x, 64), example)
     assert big.shape == (64, 64, 4) and big.dtype == tf.uint8
     x, y = run(lambda e: pipeline.example_to_model_io(e, "lab"), big)
     assert x.shape == (64, 64, 1) and y.shape == (64, 64, 2)
@@ -179,7 +179,7 @@ def test_load_and_resize_ops(inside_map, tmp_path):
 @pytest.mark.parametrize("inside_map", [False, True])
 def test_jitter_moves_input_and_target_together(inside_map):
     # Gray derived from colour: after the jitter every pixel's gray must still be its colour's gray.
-    example = pipeline.load_example(str(sample_images(1)[0]))
+    example = examples.load_example(str(sample_images(1)[0]))
     seed = tf.constant([3, 4], tf.int64)
     jitter = (lambda s: _through_map(lambda e, s: pipeline.random_jitter(e, 32, s), example, s)) if inside_map \
         else (lambda s: pipeline.random_jitter(example, 32, s))

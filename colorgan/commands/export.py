@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
+from ..config import EXPORT_FORMATS, QUANTIZE
 from ..errors import ColorganError
 
 PROG = "export.py"
-FORMATS = ("saved_model", "tflite", "onnx")  # here, so that --help loads no TensorFlow
-QUANTIZE = ("none", "float16", "dynamic")  # tflite: float32, float16 or int8 (dynamic range) weights
 
 
 def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
@@ -21,7 +20,7 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
         "colorgan.export_formats.load_exported(OUT). tflite and onnx need: pip install \"colorgan[export]\".")
     parser.add_argument("--run", help="run directory (default: the shipped weights/)")
     parser.add_argument("--model", help="a generator .keras file instead of --run")
-    parser.add_argument("--format", default="saved_model", choices=FORMATS, help="default: %(default)s")
+    parser.add_argument("--format", default="saved_model", choices=EXPORT_FORMATS, help="default: %(default)s")
     parser.add_argument("--quantize", default="none", choices=QUANTIZE,
                         help="tflite weights: none (float32), float16 (half the file) or dynamic (int8 weights, "
                              "a quarter; less exact colour). Default: %(default)s")
