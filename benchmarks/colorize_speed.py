@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from colorgan import Colorizer  # noqa: E402
-from colorgan.export import export_saved_model  # noqa: E402
+from colorgan.inference.export import export_saved_model  # noqa: E402
 
 
 def timed(fn, repeats):

@@ -29,10 +29,10 @@ from PIL import Image  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from colorgan import Colorizer  # noqa: E402
-from colorgan.color import rgb_to_lab  # noqa: E402
-from colorgan.image_files import read_rgb  # noqa: E402
-from colorgan.metrics import colourfulness  # noqa: E402
-from colorgan.scan import image_files  # noqa: E402
+from colorgan.color.lab import rgb_to_lab  # noqa: E402
+from colorgan.data.image_files import read_rgb  # noqa: E402
+from colorgan.evaluation.metrics import colourfulness  # noqa: E402
+from colorgan.data.scan import image_files  # noqa: E402
 
 THUMB = 256  # px, the longer side of each cell
 # A cast: the frame's mean ab is at least CAST_CHROMA Lab units from gray (clearly visible) and at least

@@ -7,11 +7,11 @@ For one data folder it measures, in this order:
   start-up     what train.py does before its first step to know the data: the folder scan without a cache
                (a new run, or --resume before the scan cache), with the scan cache (--resume now), and the
                shard folder's manifest;
-  prepare      `python -m colorgan.prepare` into a fresh folder (wall time) and the shards' sizes;
+  prepare      `python -m colorgan.data.prepare` into a fresh folder (wall time) and the shards' sizes;
   input        the training pipeline alone (pipeline.train_dataset: decode, resize, jitter, batch, Lab) for
                one epoch's steps, twice in a row (the first epoch decodes every file, a later one may read
                tf.data's in-memory cache), from the folder and from the shards;
-  demand       the train step's own rate (colorgan.bench: pix2pix and the shipped recipe at --size and
+  demand       the train step's own rate (colorgan.evaluation.bench: pix2pix and the shipped recipe at --size and
                --batch-size, fp32),
                so the input rates can be read against what training consumes.
 Prints one JSON line per measurement and a Markdown table. Nothing is asserted: the figures depend on the
@@ -40,7 +40,7 @@ def _emit(rows: list, **row) -> None:
 def _startup(data: str, cache_dir: str) -> float:
     """Seconds of find_source in a fresh process (what a new run or --resume spends before training)."""
     # TensorFlow's import (the same for every kind of data) is left out of the time
-    code = ("import time, sys; from colorgan.config import Config; from colorgan.data import find_source; "
+    code = ("import time, sys; from colorgan.config import Config; from colorgan.data.sources import find_source; "
             "t = time.perf_counter(); find_source(Config(data=sys.argv[1])); print(time.perf_counter() - t)")
     env = {**os.environ, "COLORGAN_CACHE_DIR": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", code, data], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -53,8 +53,8 @@ def _input_epochs(data: str, size: int, batch_size: int, cache_dir: str) -> tupl
     """Seconds of the first and of the second epoch of the training pipeline alone, and its steps."""
     os.environ["COLORGAN_CACHE_DIR"] = cache_dir
     from colorgan.config import Config
-    from colorgan.data import find_source
-    from colorgan.pipeline import steps_per_pass, train_dataset
+    from colorgan.data.sources import find_source
+    from colorgan.data.pipeline import steps_per_pass, train_dataset
 
     source = find_source(Config(data=data))
     steps = steps_per_pass(len(source.train), batch_size)
@@ -74,12 +74,12 @@ DEMAND = {"pix2pix (U-Net + PatchGAN)": ["--model", "pix2pix"],
 
 
 def _demand(size: int, batch_size: int, flags: list[str]) -> float:
-    done = subprocess.run([sys.executable, "-m", "colorgan.bench", "--image-size", str(size), "--batch-size",
+    done = subprocess.run([sys.executable, "-m", "colorgan.evaluation.bench", "--image-size", str(size), "--batch-size",
                            str(batch_size), "--steps", "5", *flags, "--json"],
                           capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
-        sys.exit(f"colorgan.bench failed:\n{done.stderr[-2000:]}")
+        sys.exit(f"colorgan.evaluation.bench failed:\n{done.stderr[-2000:]}")
     return json.loads(lines[-1])["train_images_per_s"]
 
 
@@ -100,7 +100,7 @@ def main() -> None:
         _emit(rows, what="start-up, folder, scan cache (s)", value=_startup(args.data, cache))
 
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "colorgan.prepare", "--data", args.data, "--out", shards,
+        done = subprocess.run([sys.executable, "-m", "colorgan.data.prepare", "--data", args.data, "--out", shards,
                                "--no-progress"], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "COLORGAN_CACHE_DIR": cache})
         if done.returncode:

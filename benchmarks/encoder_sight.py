@@ -2,7 +2,7 @@
 
     python benchmarks/encoder_sight.py --data ../shared/data/imagenet-sample [--sizes 64,96,128,160,224]
 
-EfficientNet-Lite0 with its ImageNet head (colorgan.efficientnet, the encoder of --generator effnet-lite0)
+EfficientNet-Lite0 with its ImageNet head (colorgan.models.efficientnet, the encoder of --generator effnet-lite0)
 classifies every photo of imagenet-sample (one photo for each of 762 ImageNet classes, the class in the file
 name) at each size: shorter side to the size, centre crop, in colour and as the gray photo a colorizer gets.
 Prints a Markdown table of top-1 accuracy. A colorizer working at a size where its encoder recognises little
@@ -23,7 +23,7 @@ import_tensorflow_quietly()
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from colorgan import efficientnet as effnet  # noqa: E402
+from colorgan.models import efficientnet as effnet  # noqa: E402
 from test_efficientnet import ilsvrc_wnids  # noqa: E402  (the 1000 class ids in ImageNet's index order)
 
 

@@ -3,7 +3,7 @@
     python benchmarks/export_formats.py [--model weights] [--width 768 --height 512] [--repeats 15]
 
 Exports the model (default: the shipped weights) as a SavedModel, TFLite (float32, float16, dynamic-range
-int8) and ONNX into a temporary folder, loads each with colorgan.export_formats.load_exported, and times
+int8) and ONNX into a temporary folder, loads each with colorgan.inference.export_formats.load_exported, and times
 colorize() on one real photo of --width x --height: the whole job (luminance, network at the working size,
 ab resized back, recombination with the photo's own L). Each timing is the median of --repeats calls after a
 warm-up; the formats take turns call by call, so a job sharing the CPU slows them alike. "network ms" is the
@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from colorgan import Colorizer  # noqa: E402
-from colorgan.export_formats import export, export_size, load_exported  # noqa: E402
+from colorgan.inference.export_formats import export, export_size, load_exported  # noqa: E402
 
 VARIANTS = [("SavedModel", "saved_model", "none"), ("TFLite float32", "tflite", "none"),
             ("TFLite float16", "tflite", "float16"), ("TFLite dynamic int8", "tflite", "dynamic"),

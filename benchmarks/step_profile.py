@@ -30,9 +30,9 @@ import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
 from colorgan.config import Config  # noqa: E402
-from colorgan.losses import l1_loss  # noqa: E402
-from colorgan.models import ENCODER_NAME  # noqa: E402
-from colorgan.trainers import build_trainer  # noqa: E402
+from colorgan.training.losses import l1_loss  # noqa: E402
+from colorgan.models.networks import ENCODER_NAME  # noqa: E402
+from colorgan.training.trainers import build_trainer  # noqa: E402
 
 # The encoder's first layer at each stride: its weights from here on are trained when the backward pass
 # stops at that stride.

@@ -3,10 +3,10 @@
     python benchmarks/train_speed.py --peer PEER_SCRIPT --peer-python PYTHON
 
 The peer is another implementation of the same pix2pix train step (for instance in PyTorch), run by its own
-Python: it takes colorgan.bench's flags (--image-size, --batch-size, --steps, --precision fp32|bf16, --json)
-and prints a JSON line with train_images_per_s and g_params, as `python -m colorgan.bench --json` does.
+Python: it takes colorgan.evaluation.bench's flags (--image-size, --batch-size, --steps, --precision fp32|bf16, --json)
+and prints a JSON line with train_images_per_s and g_params, as `python -m colorgan.evaluation.bench --json` does.
 
-For each (size, batch) it runs `python -m colorgan.bench` at fp32 and bf16 and the peer at fp32 and bf16,
+For each (size, batch) it runs `python -m colorgan.evaluation.bench` at fp32 and bf16 and the peer at fp32 and bf16,
 alternating, and prints a Markdown table of images per second with the ratios against the peer's fp32.
 Nothing is asserted: throughput depends on the machine and on what else runs on it, so compare the
 ratios within one run.
@@ -45,7 +45,7 @@ def main() -> None:
         extra: dict = {}
         for _ in range(args.repeats):
             for precision in ("fp32", "bf16"):
-                ours = _run([sys.executable, "-m", "colorgan.bench", "--precision", precision, *flags])
+                ours = _run([sys.executable, "-m", "colorgan.evaluation.bench", "--precision", precision, *flags])
                 peer = _run([args.peer_python, args.peer, "--precision", precision, *flags])
                 for key, value in ((f"ours_{precision}", ours["train_images_per_s"]),
                                    (f"peer_{precision}", peer["train_images_per_s"]),

@@ -34,7 +34,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from colorgan import Colorizer  # noqa: E402
-from colorgan.video import (DEFAULT_SMOOTHING, SCENE_CUT, STILL_L, colorize_video, colorized_frames,  # noqa: E402
+from colorgan.inference.video import (DEFAULT_SMOOTHING, SCENE_CUT, STILL_L, colorize_video, colorized_frames,  # noqa: E402
                             flicker, histogram_change, lab, luminance_histogram, read_video, write_video)
 
 DATA = ROOT.parent / "shared" / "data"

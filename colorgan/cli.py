@@ -8,8 +8,8 @@ import logging
 import os
 import sys
 
-from .config import AUTO, Config, allows_auto, base_type, check_vividness, field_types, flag_name
-from .errors import ColorganError
+from colorgan.config import AUTO, Config, allows_auto, base_type, check_vividness, field_types, flag_name
+from colorgan.errors import ColorganError
 
 
 def import_tensorflow_quietly() -> None:

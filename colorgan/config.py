@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .errors import ColorganError
+from colorgan.errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
@@ -131,7 +131,7 @@ class Config:
     val_split: float = _opt(0.1, "validation fraction for data without its own test split", interval="[0, 1)")
     jitter: bool = _opt(True, "pix2pix jitter: resize up ~12%, random crop back, random mirror")
     degrade: float = _opt(0.0, "old-photo damage: this share of the gray inputs get a random mix of grain, noise, "
-                               "JPEG, blur, fading, uneven exposure, dust, scratches and halftone (colorgan.degrade); "
+                               "JPEG, blur, fading, uneven exposure, dust, scratches and halftone (colorgan.data.degrade); "
                                "the colour target untouched", interval="[0, 1]")
     # model
     model: str = _opt("pix2pix", "pix2pix: U-Net + PatchGAN (BCE + lambda L1); unet-l1: the same U-Net trained with "
@@ -244,7 +244,7 @@ class Config:
         steps_per_epoch, val_steps, d_lr and decay_epochs stay "auto": they follow the data and --epochs,
         which a resumed run may change.
         """
-        from .runtime import default_precision, default_xla
+        from colorgan.runtime import default_precision, default_xla
 
         size = default_image_size if self.image_size == AUTO else self.image_size
         batch = self.batch_size if self.batch_size != AUTO else (64 if size <= 64 else 16 if size <= 128 else 4)
@@ -293,11 +293,11 @@ class Config:
 
     # ---- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        from . import __version__
+        from colorgan import __version__
         return {"schema": SCHEMA_VERSION, "colorgan_version": __version__, **dataclasses.asdict(self)}
 
     def save(self, path: str | os.PathLike) -> None:
-        from .atomic import atomic_write_text
+        from colorgan.atomic import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod

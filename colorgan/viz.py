@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .atomic import atomic_save  # noqa: E402
+from colorgan.atomic import atomic_save  # noqa: E402
 
 
 def save_image_grid(path: str | os.PathLike, columns: dict[str, np.ndarray], title: str = "") -> None:

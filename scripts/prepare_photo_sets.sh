@@ -45,5 +45,5 @@ for line in "${sets[@]}"; do
     done
   fi
   # Photos larger than the training sizes used here are stored at 256 px on the longer side.
-  "$python" -m colorgan.prepare --data "$dest" --out "$out/$name" --max-side 256 --no-progress
+  "$python" -m colorgan.data.prepare --data "$dest" --out "$out/$name" --max-side 256 --no-progress
 done

@@ -50,7 +50,7 @@ def sample_images(n: int, split: str = "train") -> list[Path]:
 
     The sample holds a few black-and-white photos (as CIFAR-10 does); the data scan skips those.
     """
-    from colorgan.image_files import inspect_image
+    from colorgan.data.image_files import inspect_image
     files = [f for f in sorted((SAMPLE / split).rglob("*.jpg")) if not inspect_image(f).gray]
     idx = np.linspace(0, len(files) - 1, n).round().astype(int)
     return [files[i] for i in idx]

@@ -1,15 +1,16 @@
-"""Zhang et al. (2016) colour classification ops (colorgan.ab_classes) and the colourfulness loss."""
+"""Zhang et al. (2016) colour classification ops (colorgan.color.ab_classes) and the colourfulness loss."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import ab_classes as ac
-from colorgan import losses, metrics
-from colorgan.image_files import GRAY_CHROMA
-from colorgan.color import rgb_to_lab
-from colorgan.image_files import read_rgb
+from colorgan.color import ab_classes as ac
+from colorgan.training import losses
+from colorgan.evaluation import metrics
+from colorgan.data.image_files import GRAY_CHROMA
+from colorgan.color.lab import rgb_to_lab
+from colorgan.data.image_files import read_rgb
 from conftest import sample_images
 
 E2 = math.exp(-2.0)  # Gaussian weight, sigma 5, of a bin one grid step (10) further away: exp(-100 / 50)
@@ -152,7 +153,7 @@ def test_rebalancing_weights_on_a_hand_made_histogram(bins):
 
 
 def uint8_example(rgb, size=4):
-    """A flat uint8 [size, size, 4] example (RGB + BT.601 gray), as colorgan.data's pipelines make."""
+    """A flat uint8 [size, size, 4] example (RGB + BT.601 gray), as colorgan.data.sources's pipelines make."""
     rgb = np.array(rgb, "float32")
     gray = rgb @ np.array([0.299, 0.587, 0.114], "float32")
     return np.tile(np.round(np.append(rgb, gray)).astype("uint8"), (size, size, 1))

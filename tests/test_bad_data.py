@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colorgan import data, examples, scan
+from colorgan.data import sources as data
+from colorgan.data import examples
+from colorgan.data import scan
 from colorgan.errors import ColorganError
 from conftest import ROOT, sample_images, tiny_config
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import color
+from colorgan.color import lab as color
 from conftest import sample_images
 
 

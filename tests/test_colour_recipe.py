@@ -10,15 +10,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colorgan import data, training
-from colorgan.color import lab_to_rgb, rgb_to_lab
+from colorgan.data import sources as data
+from colorgan.training import loop as training
+from colorgan.color.lab import lab_to_rgb, rgb_to_lab
 from colorgan.config import Config, split_weight
-from colorgan.efficientnet import perceptual_features
+from colorgan.models.efficientnet import perceptual_features
 from colorgan.errors import ColorganError
-from colorgan.losses import perceptual_loss
-from colorgan.pipeline import train_dataset
-from colorgan.runs import read_history
-from colorgan.trainers import build_trainer
+from colorgan.training.losses import perceptual_loss
+from colorgan.data.pipeline import train_dataset
+from colorgan.training.runs import read_history
+from colorgan.training.trainers import build_trainer
 from conftest import ROOT, tiny_config
 
 COLOURS = {"red": (200, 40, 40), "blue": (40, 60, 200), "green": (40, 170, 60)}

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data, examples, image_sets, pipeline, scan
-from colorgan.color import rgb_to_gray
+from colorgan.data import sources as data
+from colorgan.data import examples
+from colorgan.data import image_sets
+from colorgan.data import pipeline
+from colorgan.data import scan
+from colorgan.color.lab import rgb_to_gray
 from colorgan.errors import ColorganError
 from conftest import SAMPLE, copy_images, sample_images, tiny_config
 

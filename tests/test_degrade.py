@@ -1,4 +1,4 @@
-"""Old-photo degradations (colorgan.degrade) and train.py --degrade: each op eagerly and inside tf.data.map."""
+"""Old-photo degradations (colorgan.data.degrade) and train.py --degrade: each op eagerly and inside tf.data.map."""
 import json
 
 import numpy as np
@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from colorgan import training
+from colorgan.training import loop as training
 from colorgan.config import Config
-from colorgan.data import find_source
-from colorgan.degrade import DEGRADATIONS, degrade_example, old_photo
-from colorgan.pipeline import train_dataset
-from colorgan.runs import read_history
+from colorgan.data.sources import find_source
+from colorgan.data.degrade import DEGRADATIONS, degrade_example, old_photo
+from colorgan.data.pipeline import train_dataset
+from colorgan.training.runs import read_history
 from conftest import sample_images, tiny_config
 
 # Ops whose output does not depend on the seed: blur and JPEG

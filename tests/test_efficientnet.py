@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorgan import efficientnet as effnet
+from colorgan.models import efficientnet as effnet
 from colorgan.errors import ColorganError
-from colorgan.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, load_state_dict
+from colorgan.models.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, load_state_dict
 
 
 def _weights_installed() -> bool:

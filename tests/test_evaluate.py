@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data, evaluation, models, trainers, training
-from colorgan.classifier import FrozenClassifier, labelled_images, train_classifier
+from colorgan.data import sources as data
+from colorgan.evaluation import scores as evaluation
+from colorgan.models import networks as models
+from colorgan.training import trainers
+from colorgan.training import loop as training
+from colorgan.evaluation.classifier import FrozenClassifier, labelled_images, train_classifier
 from colorgan.config import Config
-from colorgan.models import Autoencoder
-from colorgan.runs import Run, load_run
-from colorgan.sweep import parse_grid
+from colorgan.models.networks import Autoencoder
+from colorgan.training.runs import Run, load_run
+from colorgan.evaluation.sweep import parse_grid
 from colorgan.errors import ColorganError
 from conftest import ROOT, SAMPLE, tiny_config
 
@@ -173,7 +177,7 @@ def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs,
     assert seen == [(32, 32)]  # the network ran once, at its training size
     assert out[("model", 1.0)].shape == out[evaluation.TRUTH].shape == (3, 64, 64, 3)
     # the luminance at 64 px is the gray photo's (the gray baseline's), whatever the colour added
-    from colorgan.color import rgb_to_lab
+    from colorgan.color.lab import rgb_to_lab
     for name in (("model", 1.0), ("model", 2.0)):
         np.testing.assert_allclose(rgb_to_lab(out[name])[..., 0], rgb_to_lab(out[evaluation.GRAY])[..., 0], atol=0.5)
     chroma = [float(tf.reduce_mean(tf.norm(rgb_to_lab(out[("model", v)])[..., 1:], axis=-1))) for v in (1.0, 2.0)]
@@ -210,7 +214,7 @@ def test_degrade_scores_the_colour_the_network_gives_old_photo_versions(two_runs
     damaged = tf.fill([2, 32, 32, 1], 0.5)
     out = evaluation.colorize_examples(run, examples, None, damaged)
     np.testing.assert_allclose(seen[0].numpy(), 0.0, atol=0.1)  # L 50 of the flat 0.5 gray the network saw ...
-    from colorgan.color import rgb_to_lab
+    from colorgan.color.lab import rgb_to_lab
     np.testing.assert_allclose(rgb_to_lab(out["model"])[..., 0], rgb_to_lab(out[evaluation.GRAY])[..., 0],
                                atol=0.5)  # ... the output's L the clean photo's
 
@@ -247,7 +251,7 @@ def test_sweep_grid_parsing():
 
 
 def test_sweep_trains_each_combination_and_ranks(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "colorgan.sweep", "--grid", "classes=horse,deer+cat lr=1e-3",
+    out = subprocess.run([sys.executable, "-m", "colorgan.evaluation.sweep", "--grid", "classes=horse,deer+cat lr=1e-3",
                           "--prefix", "sw", "--data", str(SAMPLE), "--epochs", "1", "--base-filters", "4",
                           "--batch-size", "8", "--model", "unet-l1", "--num-samples", "0",
                           "--checkpoint-dir", str(tmp_path / "ck")],

@@ -1,6 +1,6 @@
 """export.py --format saved_model|tflite|onnx: the shipped model in each format gives the SavedModel's colour.
 
-The TFLite and ONNX files hold the generator alone (dynamic size); colorgan.export_formats.load_exported runs
+The TFLite and ONNX files hold the generator alone (dynamic size); colorgan.inference.export_formats.load_exported runs
 them with the Colorizer's own pre- and post-processing. Bounds, in 1/255 of the uint8 output, on real photos:
 float32 TFLite and ONNX, and float16 TFLite: at most 2 (measured: 1, 1 and 2); dynamic-range int8 TFLite:
 mean at most 3 and 99th percentile at most 12 (measured on 16 photos: mean 1.2, 99th percentile 5.5, max 26).
@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from colorgan import Colorizer
 from colorgan.errors import ColorganError
-from colorgan.export_formats import (INFO_FILE, MODEL_FILES, export, export_size, float32_generator,
+from colorgan.inference.export_formats import (INFO_FILE, MODEL_FILES, export, export_size, float32_generator,
                                      load_exported)
 from conftest import ROOT, SHARED_DATA, sample_images, tiny_config
 
@@ -162,7 +162,7 @@ def test_onnx_file_has_named_dynamic_input_and_output(exported):
 def test_command_writes_each_format(tmp_path, capsys):
     """export.py --format with a tiny generator (the command's path: flags, default folders, one line out)."""
     from colorgan.commands.export import main
-    from colorgan.models import build_models
+    from colorgan.models.networks import build_models
     generator, _ = build_models(tiny_config(model="unet-l1", base_filters=4))
     generator.save(tmp_path / "generator.keras")
     tiny_config(model="unet-l1", base_filters=4, vividness=1.5).save(tmp_path / "config.json")
@@ -183,8 +183,8 @@ def test_command_writes_each_format(tmp_path, capsys):
 
 def test_float32_copy_of_a_bfloat16_generator():
     import keras
-    from colorgan.keras_compat import walk_layers
-    from colorgan.models import build_models
+    from colorgan.models.keras_compat import walk_layers
+    from colorgan.models.networks import build_models
     generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16", base_filters=4))
     copy = float32_generator(generator)
     assert {layer.dtype_policy.compute_dtype for layer in walk_layers(copy)} == {"float32"}
@@ -204,7 +204,7 @@ def graph_dtypes(function) -> set:
 def test_a_bfloat16_colorizer_exports_a_float32_saved_model(tmp_path):
     """Where --precision auto loads the model in bfloat16 (CPUs with AMX), the SavedModel still computes in
     float32: the same colour as the float32 model, and no bfloat16 emulation on the CPUs that load it."""
-    from colorgan.models import build_models
+    from colorgan.models.networks import build_models
     generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16", base_filters=4))
     model = load_exported(export(Colorizer(generator, "lab", 32, 1.0), tmp_path / "sm"))
     assert "bfloat16" not in graph_dtypes(model.signature) and "float32" in graph_dtypes(model.signature)
@@ -226,7 +226,7 @@ def test_bad_format_is_one_line_error(args, message):
 
 
 def test_missing_converter_and_bad_paths_are_one_line_errors(tmp_path, monkeypatch):
-    from colorgan import export_formats
+    from colorgan.inference import export_formats
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
     with pytest.raises(ColorganError, match=r"tf2onnx.*pip install \"colorgan\[export\]\""):
         export_formats.check_converter("onnx")

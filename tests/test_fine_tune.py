@@ -5,10 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from colorgan import models, training
+from colorgan.models import networks as models
+from colorgan.training import loop as training
 from colorgan.errors import ColorganError
-from colorgan.runs import init_generator, read_history
-from colorgan.trainers import build_trainer
+from colorgan.training.runs import init_generator, read_history
+from colorgan.training.trainers import build_trainer
 from conftest import tiny_config
 
 
@@ -83,7 +84,7 @@ def test_another_architecture_is_refused_naming_what_differs(source_run, tmp_pat
 def test_a_regression_run_starts_a_classification_run_at_its_colours(source_run):
     """--init-from a regression generator (ab) into --ab-loss classification: every layer but the output copied,
     the output turned into logits around the same ab, so the new run starts with the source's colours."""
-    from colorgan.chroma import AB_SCALE, decode
+    from colorgan.color.chroma import AB_SCALE, decode
     cfg = tiny_config(model="unet-l1", ab_loss="classification", init_from=str(source_run))
     generator = build_trainer(cfg).generator
     gray = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32")

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorgan import Colorizer, training
-from colorgan.color import rgb_to_lab
+from colorgan import Colorizer
+from colorgan.training import loop as training
+from colorgan.color.lab import rgb_to_lab
 from colorgan.errors import ColorganError
-from colorgan.export import export_saved_model
-from colorgan.colorize import expand_inputs
-from colorgan.image_files import read_image
+from colorgan.inference.export import export_saved_model
+from colorgan.inference.files import expand_inputs
+from colorgan.data.image_files import read_image
 from conftest import ROOT, sample_images, tiny_config
 
 
@@ -194,10 +195,10 @@ def test_saved_model_cli_shows_the_serving_signature(exported):
 def test_bfloat16_generator_loads_in_float32_for_cpus_that_emulate_it(tmp_path, monkeypatch):
     """Shipped weights are stored in bfloat16; where the CPU has no bfloat16 arithmetic they run in float32."""
     import keras
-    from colorgan import inference
-    from colorgan.keras_compat import walk_layers
-    from colorgan.models import build_models
-    from colorgan.runs import load_generator, save_in_bfloat16
+    from colorgan.inference import colorizer as inference
+    from colorgan.models.keras_compat import walk_layers
+    from colorgan.models.networks import build_models
+    from colorgan.training.runs import load_generator, save_in_bfloat16
     generator, _ = build_models(tiny_config(model="unet-l1", precision="bf16"))
     generator.save(tmp_path / "generator.keras")
     tiny_config(model="unet-l1", precision="bf16", image_size=32).save(tmp_path / "config.json")
@@ -253,7 +254,7 @@ def test_a_toned_old_photo_is_read_by_its_luminance_not_its_tint(tone):
 def test_auto_levels_reads_a_faded_photo_as_its_print_and_keeps_its_luminance():
     """--auto-levels: a faded copy (contrast squeezed to 0.35-0.7) reaches the network with its contrast
     stretched back, and the output keeps the faded photo's own luminance."""
-    from colorgan.inference import stretch_levels
+    from colorgan.inference.colorizer import stretch_levels
     photo = np.asarray(Image.open(sample_images(1)[0]).convert("L").resize((96, 64)), np.float32) / 255.0
     faded = np.round((0.35 + 0.35 * photo) * 255).astype(np.uint8)
     plain = Colorizer.load()

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import keras_compat
-from colorgan.fastconv import _eligible, use_matmul_for_small_inputs
-from colorgan.keras_compat import MATMUL_CONVOLUTIONS, SKIP_SYMBOLIC_BUILD, is_patched, walk_layers
-from colorgan.models import Discriminator, Generator
+from colorgan.models import keras_compat
+from colorgan.models.fastconv import _eligible, use_matmul_for_small_inputs
+from colorgan.models.keras_compat import MATMUL_CONVOLUTIONS, SKIP_SYMBOLIC_BUILD, is_patched, walk_layers
+from colorgan.models.networks import Discriminator, Generator
 
 FEATURES = (MATMUL_CONVOLUTIONS, SKIP_SYMBOLIC_BUILD)
 PATCHABLE = ("convolution_op", "call")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from colorgan import metrics
+from colorgan.evaluation import metrics
 
 
 def rand_images(n=4, size=32, seed=0):
@@ -35,7 +35,7 @@ def test_ab_auc_perfect_gray_and_known_offset():
     a = rand_images()
     np.testing.assert_allclose(metrics.ab_auc(a, a).numpy(), 1.0, atol=1e-6)
     # A pixel whose ab is off by exactly d counts for the thresholds t >= d: (150 - d + 1) / 151.
-    from colorgan.color import lab_to_rgb
+    from colorgan.color.lab import lab_to_rgb
     truth = lab_to_rgb(np.array([[[[50.0, 0.0, 0.0]]]], "float32")).numpy()
     off = lab_to_rgb(np.array([[[[50.0, 18.0, 24.0]]]], "float32")).numpy()  # distance 30 (in gamut)
     np.testing.assert_allclose(metrics.ab_auc(off, truth).numpy(), [(150 - 30 + 1) / 151], atol=2 / 151)

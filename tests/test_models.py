@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from colorgan.keras_compat import walk_layers
-from colorgan.models import Discriminator, Generator, level_filters
+from colorgan.models.keras_compat import walk_layers
+from colorgan.models.networks import Discriminator, Generator, level_filters
 
 
 def trainable(model):

@@ -74,7 +74,10 @@ def test_scripts_and_subcommands_take_the_same_flags(name):
 
 
 @pytest.mark.parametrize("command", [[f"{name}.py"] for name in SCRIPTS] +
-                         [["-m", "colorgan.classifier"], ["-m", "colorgan.prepare"], ["-m", "colorgan.bench"]],
+                         [["-m", "colorgan.evaluation.classifier"], ["-m", "colorgan.data.prepare"],
+                          ["-m", "colorgan.evaluation.bench"], ["-m", "colorgan.evaluation.sweep"]] +
+                         # the forms earlier versions documented, before the sub-packages: they still work
+                         [["-m", f"colorgan.{name}"] for name in ("classifier", "prepare", "bench", "sweep")],
                          ids=lambda command: " ".join(command))
 def test_help_is_the_help_alone(command):
     # TensorFlow prints start-up lines (absl, CUDA probing) on import; a command's --help shows none of them.
@@ -123,7 +126,7 @@ def test_next_steps_follow_the_scripts_and_what_the_run_holds(tmp_path):
 
 
 def test_an_interrupted_run_says_how_to_resume_it(tmp_path, monkeypatch, capsys):
-    from colorgan import training
+    from colorgan.training import loop as training
     from colorgan.commands import train as train_command
     run = tmp_path / "r"
     run.mkdir()

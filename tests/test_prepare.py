@@ -1,4 +1,4 @@
-"""colorgan.prepare: a data folder written as TFRecord shards, and training / evaluation reading them."""
+"""colorgan.data.prepare: a data folder written as TFRecord shards, and training / evaluation reading them."""
 import json
 import os
 import shutil
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import data, pipeline, prepare
+from colorgan.data import sources as data
+from colorgan.data import pipeline
+from colorgan.data import prepare
 from colorgan.cli import overrides_from_args
 from colorgan.config import config_from_overrides
 from colorgan.errors import ColorganError
-from colorgan.shards import SHARD_FEATURES
+from colorgan.data.shards import SHARD_FEATURES
 from conftest import copy_images, sample_images, tiny_config
 from test_data import make_paired
 
@@ -251,7 +253,7 @@ def test_shards_give_the_folder_run_batch_for_batch(tmp_path):
     shard, or a few read round-robin), and TensorFlow decodes the same bytes (these files are `plain`: stored as
     they are): the same seed gives the same training batches (shuffled, jittered, over epochs), validation
     batches and, trained on one shard, losses."""
-    from colorgan.training import train
+    from colorgan.training.loop import train
 
     folder = copy_images(sample_images(24), tmp_path / "imgs")
     paths = {"folder": folder, "shards": tmp_path / "shards", "3 shards": tmp_path / "shards3"}
@@ -288,7 +290,7 @@ def test_shards_give_the_folder_run_batch_for_batch(tmp_path):
 
 def test_training_and_evaluation_on_shards(tmp_path, monkeypatch):
     from colorgan.commands import evaluate
-    from colorgan.training import train
+    from colorgan.training.loop import train
 
     root = class_folder(tmp_path / "set", 4)
     out = tmp_path / "shards"

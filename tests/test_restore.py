@@ -1,10 +1,11 @@
-"""Old-photo clean-up (colorgan/restore.py, colorize.py --denoise / --restore): each step removes the damage
+"""Old-photo clean-up (colorgan/inference/restore.py, colorize.py --denoise / --restore): each step removes the damage
 it is for from a photo whose clean version is known, and leaves a clean photo nearly as it is."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from colorgan import Colorizer, restore
+from colorgan import Colorizer
+from colorgan.inference import restore
 from conftest import sample_images
 
 
@@ -77,7 +78,7 @@ def test_colorizer_cleans_the_photo_it_colours():
     out = cleaning.colorize(bad)
     cleaned = restore.to_u8(restore.clean_up(bad[..., None] / np.float32(255), True, True))
     def lightness(image):  # Lab L of a gray or RGB uint8 image: what the colorizer keeps
-        from colorgan.color import rgb_to_lab
+        from colorgan.color.lab import rgb_to_lab
         rgb = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image
         return np.asarray(rgb_to_lab(rgb.astype(np.float32) / 255.0))[..., 0]
     assert np.abs(lightness(out) - lightness(cleaned)).mean() < 0.5  # the restored photo's luminance

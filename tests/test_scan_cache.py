@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from colorgan import data, scan, training
+from colorgan.data import sources as data
+from colorgan.data import scan
+from colorgan.training import loop as training
 from conftest import copy_images, sample_images, tiny_config
 from test_data import make_paired
 from test_prepare import class_folder

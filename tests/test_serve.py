@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorgan.batching import MicroBatcher, QueueFull
-from colorgan.serve import ColorizerBackend, Limits, SavedModelBackend, create_app
+from colorgan.serving.batching import MicroBatcher, QueueFull
+from colorgan.serving.server import ColorizerBackend, Limits, SavedModelBackend, create_app
 from conftest import sample_images
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
@@ -40,7 +40,7 @@ def luma(rgb):
 def shipped_vividness() -> float:
     """The shipped model's default vividness, as its config.json records it."""
     from colorgan.config import Config
-    from colorgan.runs import SHIPPED_WEIGHTS
+    from colorgan.training.runs import SHIPPED_WEIGHTS
     return Config.load(SHIPPED_WEIGHTS / "config.json").vividness
 
 
@@ -94,7 +94,7 @@ def test_vividness_raises_saturation_and_keeps_luminance(client, photo):
     outs = [decode(client.post(f"/v1/colorize?vividness={v}", content=data).content) for v in (0.5, 1, 2)]
     sat = [chroma(o) for o in outs]
     assert sat[0] < sat[1] < sat[2]
-    from colorgan.color import rgb_to_lab
+    from colorgan.color.lab import rgb_to_lab
     lightness = [rgb_to_lab(o[..., :3].astype(np.float32) / 255.0)[..., 0].numpy() for o in outs]
     # the output keeps the photo's L; sRGB clipping of very saturated colours moves it a little in a few pixels
     assert np.median(np.abs(lightness[0] - lightness[2])) < 1.0
@@ -210,7 +210,7 @@ def test_image_kinds_handled_as_colorize_py(client, photo, kind):
 
 def test_warm_up_leaves_nothing_to_trace_for_requests(colorizer, photo):
     from colorgan import Colorizer
-    from colorgan.serve import warm_up
+    from colorgan.serving.server import warm_up
     fresh = Colorizer(colorizer.generator, colorizer.color_space, colorizer.render_size, colorizer.vividness)
     backend = ColorizerBackend(fresh, "fresh")
     warm_up(backend)
@@ -273,7 +273,7 @@ def test_metrics_count_requests_batches_and_queue(client):
 @pytest.fixture(scope="module")
 def saved_model(colorizer, tmp_path_factory):
     import tensorflow as tf
-    from colorgan.export import export_saved_model
+    from colorgan.inference.export import export_saved_model
     path = export_saved_model(colorizer, tmp_path_factory.mktemp("exported"))
     return path, tf.saved_model.load(str(path))
 

@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import models, optimizers, runtime, trainers
+from colorgan import runtime
+from colorgan.models import networks as models
+from colorgan.training import optimizers
+from colorgan.training import trainers
 from colorgan.config import Config
 from colorgan.errors import ColorganError
-from colorgan.fastconv import conv2d_as_matmul, conv2d_transpose_as_matmul, use_matmul_for_small_inputs
-from colorgan.losses import adversarial_loss, discriminator_loss, gradient_penalty
-from colorgan.optimizers import EpochSchedule, FusedAdam
+from colorgan.models.fastconv import conv2d_as_matmul, conv2d_transpose_as_matmul, use_matmul_for_small_inputs
+from colorgan.training.losses import adversarial_loss, discriminator_loss, gradient_penalty
+from colorgan.training.optimizers import EpochSchedule, FusedAdam
 from conftest import ROOT, SAMPLE, tiny_config
 
 
@@ -63,7 +66,7 @@ def test_each_flag_builds_and_trains_a_step_with_finite_losses(flags):
 
 
 def _layers(model):
-    from colorgan.keras_compat import walk_layers
+    from colorgan.models.keras_compat import walk_layers
     return list(walk_layers(model))
 
 
@@ -279,7 +282,8 @@ import_tensorflow_quietly()
 import numpy as np, tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from colorgan import runtime, trainers
+from colorgan import runtime
+from colorgan.training import trainers
 from colorgan.config import Config
 
 cfg = Config(image_size=16, batch_size=8, base_filters=4, g_dropout=0.0, precision="fp32", xla="off")
@@ -368,9 +372,10 @@ setup_logging()
 strategy = make_strategy("multiworker")  # first, as training does: the cluster is set up before other TF work
 import numpy as np
 import tensorflow as tf
-from colorgan import pipeline, training
+from colorgan.data import pipeline
+from colorgan.training import loop as training
 from colorgan.config import Config
-from colorgan.data import find_source
+from colorgan.data.sources import find_source
 cfg = Config(data=sys.argv[1], image_size=32, batch_size=4, seed=1, strategy="multiworker", run_name="mw")
 source = find_source(cfg)
 cfg = cfg.resolved(source.default_image_size)
@@ -389,8 +394,10 @@ print(json.dumps(seen))
 def test_two_workers_over_shards_each_read_their_own(tmp_path):
     """Two local workers (MultiWorkerMirroredStrategy) over 2 shards: in one epoch each reads its own shard's
     examples, once each, and together they see every training example exactly once."""
-    from colorgan import data, pipeline, prepare
-    from colorgan.shards import ShardImages
+    from colorgan.data import sources as data
+    from colorgan.data import pipeline
+    from colorgan.data import prepare
+    from colorgan.data.shards import ShardImages
     from test_prepare import colour_ids, flat_colours, shard_mb_for
 
     folder = flat_colours(tmp_path / "imgs", 16)

@@ -7,7 +7,8 @@ from collections import defaultdict
 import pytest
 import tensorflow as tf
 
-from colorgan import tensorboard_logs, training
+from colorgan.training import tensorboard_logs
+from colorgan.training import loop as training
 from colorgan.config import Config
 from conftest import tiny_config
 

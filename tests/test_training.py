@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from colorgan import callbacks, evaluation, losses, runs, trainers, training
+from colorgan.training import callbacks
+from colorgan.evaluation import scores as evaluation
+from colorgan.training import losses
+from colorgan.training import runs
+from colorgan.training import trainers
+from colorgan.training import loop as training
 from colorgan.config import Config
-from colorgan.data import find_source
-from colorgan.pipeline import eval_dataset, train_dataset
+from colorgan.data.sources import find_source
+from colorgan.data.pipeline import eval_dataset, train_dataset
 from conftest import ROOT, SAMPLE, copy_images, tiny_config
 import kill_resume
 from kill_resume import checkpoint_progress

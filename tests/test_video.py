@@ -1,4 +1,4 @@
-"""Video colorization (colorgan/video.py): frames, size and frame rate kept, luminance kept, colour steadied over
+"""Video colorization (colorgan/inference/video.py): frames, size and frame rate kept, luminance kept, colour steadied over
 time and restarted at scene cuts, damaged files reported in one line while the others are still colorized.
 
 Clips are small and synthetic, written with OpenCV in tmp_path. Where a test needs only the plumbing it uses a
@@ -13,8 +13,8 @@ import pytest
 
 from colorgan import Colorizer
 from colorgan.cli import run_main
-from colorgan.models import build_models
-from colorgan.video import (SCENE_CUT, SceneCuts, colorize_video, colorized_frames, flicker, histogram_change, lab,
+from colorgan.models.networks import build_models
+from colorgan.inference.video import (SCENE_CUT, SceneCuts, colorize_video, colorized_frames, flicker, histogram_change, lab,
                             luminance_histogram, read_video)
 from conftest import ROOT, sample_images, tiny_config
 

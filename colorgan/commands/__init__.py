@@ -3,6 +3,8 @@ main(), and `main` here, the `colorgan` command that dispatches `colorgan COMMAN
 
 The top-level scripts (python train.py ...) run the same main() with their own name as `prog`, so a command
 takes exactly the same flags either way; only the name in --help, in errors and in suggested commands differs.
+
+May import: every layer (colorgan.LAYERS): the commands are the top.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import shlex
 import sys
 from typing import NoReturn
 
-from .. import __version__
-from ..cli import OneLineErrorParser, run_main
+from colorgan import __version__
+from colorgan.cli import OneLineErrorParser, run_main
 
 # name: (module with main(argv, prog), one line for `colorgan --help`)
 COMMANDS = {
@@ -22,8 +24,8 @@ COMMANDS = {
     "colorize": ("colorgan.commands.colorize", "colorize photos, folders and globs at full resolution"),
     "export": ("colorgan.commands.export", "write a SavedModel (TF Serving), TFLite or ONNX model"),
     "serve": ("colorgan.commands.serve", "serve a web page and an HTTP API"),
-    "prepare": ("colorgan.prepare", "scan a data folder once and write it as TFRecord shards for training"),
-    "bench": ("colorgan.bench", "time the train step (and a peer implementation's)"),
+    "prepare": ("colorgan.data.prepare", "scan a data folder once and write it as TFRecord shards for training"),
+    "bench": ("colorgan.evaluation.bench", "time the train step (and a peer implementation's)"),
 }
 PROG = "colorgan"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
-from ..errors import ColorganError
-from ..video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, check_smoothing
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
+from colorgan.errors import ColorganError
+from colorgan.inference.video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, check_smoothing
 
 PROG = "colorize.py"
 
@@ -68,10 +68,10 @@ def main(argv=None, prog: str = PROG) -> int:
     setup_logging()
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
-    from ..colorize import colorize_jobs, find_jobs
+    from colorgan.inference.files import colorize_jobs, find_jobs
     jobs = find_jobs(args.inputs)  # a mistyped name fails at once, not after TensorFlow and the model load
     import_tensorflow_quietly()
-    from ..inference import Colorizer
+    from colorgan.inference.colorizer import Colorizer
 
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness,
                                auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore)

@@ -5,10 +5,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
-from ..config import check_vividness
-from ..errors import ColorganError
-from . import invocation
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
+from colorgan.commands import invocation
+from colorgan.config import check_vividness
+from colorgan.errors import ColorganError
 
 log = logging.getLogger("colorgan")
 
@@ -46,7 +46,7 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                                                  "at different sizes share one gray baseline")
     parser.add_argument("--degrade", type=strength_type, default=0.0, metavar="S",
                         help="score on old-photo versions of the photos: the network sees each one damaged at "
-                             "strength S in [0, 1] (colorgan.degrade.old_photo, seeded by the photo's index: the "
+                             "strength S in [0, 1] (colorgan.data.degrade.old_photo, seeded by the photo's index: the "
                              "same damage for every run); the output keeps the clean photo's L, so the score is "
                              "the colour's, beside the clean gray photo's (default: 0, clean)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,8 +81,8 @@ def main(argv=None, prog: str = PROG) -> int:
         if not Path(run_dir).is_dir():  # a mistyped run fails at once, not after TensorFlow loads
             raise ColorganError(f"{run_dir}: no such run directory")
     import_tensorflow_quietly()
-    from ..evaluation import load_classifier_if_any, print_table
-    from ..runs import find_runs, load_run
+    from colorgan.evaluation.scores import load_classifier_if_any, print_table
+    from colorgan.training.runs import find_runs, load_run
 
     if args.limit < 0 or args.samples < 1:
         raise ColorganError("--limit must be 0 or more and --samples at least 1")
@@ -132,7 +132,7 @@ def evaluation_sets(cfg, data: str | None) -> list[tuple[str, str | None]]:
     """(name, --data to score on or None for the run's own) for each set scored apart: the sources of --data's
     comma list, else each source of the run's --more-data mix (its validation split, as in training), else the
     run's own data."""
-    from ..config import split_weight
+    from colorgan.config import split_weight
 
     if data:
         names = [d.strip() for d in data.split(",") if d.strip()]
@@ -156,8 +156,8 @@ def write_source_table(out: Path, results: list[dict]) -> tuple[list[str], list[
     colourfulness beside the truth's."""
     import json
 
-    from ..atomic import atomic_write_text
-    from ..evaluation import GRAY, TRUTH, markdown_table, write_csv
+    from colorgan.atomic import atomic_write_text
+    from colorgan.evaluation.scores import GRAY, TRUTH, markdown_table, write_csv
 
     header = ["source", "run", "images", "psnr", "psnr - gray", "ssim", "ssim gray", "colourfulness",
               "/ truth"]
@@ -181,8 +181,9 @@ def score(args, runs, data: str | None, set_name: str | None, classifier, vividn
     the results."""
     import dataclasses
 
-    from ..evaluation import (eval_images, evaluate_run, metric_table, print_frontier, print_table, save_compare_grid,
-                              save_frontier, save_loss_curves, save_report, write_comparison, write_frontier_csv)
+    from colorgan.evaluation.scores import (eval_images, evaluate_run, metric_table, print_frontier, print_table,
+                                            save_compare_grid, save_frontier, save_loss_curves, save_report,
+                                            write_comparison, write_frontier_csv)
 
     def eval_config(run):
         return run.config if not data else dataclasses.replace(run.config, data=data, classes=[], more_data=[])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
-from ..config import EXPORT_FORMATS, QUANTIZE
-from ..errors import ColorganError
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging
+from colorgan.config import EXPORT_FORMATS, QUANTIZE
+from colorgan.errors import ColorganError
 
 PROG = "export.py"
 
@@ -17,7 +17,7 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
         "for TF Serving whose serving_default signature maps uint8 images [N, H, W, 1 or 3] of any size to uint8 "
         "RGB of the same size. tflite, onnx: the generator network alone (dynamic size; model.tflite or "
         "model.onnx + colorgan.json), run with the same pre- and post-processing by "
-        "colorgan.export_formats.load_exported(OUT). tflite and onnx need: pip install \"colorgan[export]\".")
+        "colorgan.inference.export_formats.load_exported(OUT). tflite and onnx need: pip install \"colorgan[export]\".")
     parser.add_argument("--run", help="run directory (default: the shipped weights/)")
     parser.add_argument("--model", help="a generator .keras file instead of --run")
     parser.add_argument("--format", default="saved_model", choices=EXPORT_FORMATS, help="default: %(default)s")
@@ -44,8 +44,8 @@ def main(argv=None, prog: str = PROG) -> int:
     if args.quantize != "none" and args.format != "tflite":
         raise ColorganError(f"--quantize is for --format tflite ({args.format} is written in float32)")
     import_tensorflow_quietly()
-    from ..export_formats import check_converter, default_out, export
-    from ..inference import Colorizer
+    from colorgan.inference.colorizer import Colorizer
+    from colorgan.inference.export_formats import check_converter, default_out, export
 
     check_converter(args.format)  # a missing converter is said before the model is loaded
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness)
@@ -54,6 +54,6 @@ def main(argv=None, prog: str = PROG) -> int:
     if args.format == "saved_model":
         print(f"written: {target} (inspect it with: saved_model_cli show --dir {target} --all)")
     else:
-        print(f"written: {target} (run it with: colorgan.export_formats.load_exported({str(target)!r})"
+        print(f"written: {target} (run it with: colorgan.inference.export_formats.load_exported({str(target)!r})"
               ".colorize(image))")
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
+from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
 
 PROG = "serve.py"
 
@@ -59,13 +59,13 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
 def main(argv=None, prog: str = PROG) -> int:
     args = parse_args(argv, prog)
     setup_logging()
-    from ..serve import Limits, create_app, is_loopback, listening_socket, run_server
+    from colorgan.serving.server import Limits, create_app, is_loopback, listening_socket, run_server
 
     sock = listening_socket(args.host, args.port)  # a taken port fails here, before the model loads
     try:
         import_tensorflow_quietly()
-        from ..inference import Colorizer
-        from ..serve import ColorizerBackend, SavedModelBackend, warm_up
+        from colorgan.inference.colorizer import Colorizer
+        from colorgan.serving.server import ColorizerBackend, SavedModelBackend, warm_up
 
         if args.saved_model:
             backend = SavedModelBackend(args.saved_model)

@@ -5,10 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import (OneLineErrorParser, add_config_arguments, import_tensorflow_quietly, overrides_from_args,
-                   setup_logging)
-from ..config import config_from_overrides
-from . import invocation, quoted
+from colorgan.cli import (OneLineErrorParser, add_config_arguments, import_tensorflow_quietly, overrides_from_args,
+                          setup_logging)
+from colorgan.commands import invocation, quoted
+from colorgan.config import config_from_overrides
 
 PROG = "train.py"
 
@@ -67,7 +67,7 @@ def main(argv=None, prog: str = PROG) -> int:
             print(next_steps(stop.run_dir, prog, interrupted=True), file=sys.stderr, flush=True)
         raise
     if args.export is not None:
-        from ..export import export_saved_model
+        from colorgan.inference.export import export_saved_model
         target = export_saved_model(colorgan.Colorizer.load(run_dir), args.export or f"exported/{run_dir.name}")
         print(f"written: {target}")
     # On stderr after training's own log lines, so they stay last; stdout is flushed first to keep the order.

@@ -1,0 +1,106 @@
+"""SavedModel export for TensorFlow Serving: colour conversion, resizing and recombination inside the graph.
+
+The `serving_default` signature takes `images`, a uint8 batch [N, H, W, C] of any height and width with C = 1
+(gray) or 3 (RGB, colorized from its luminance), and returns `colorized`, uint8 RGB [N, H, W, 3], at the model's
+default vividness; the `colorize` signature takes `images` and a float `vividness` (1: as trained, more: more
+saturated). A client needs nothing but TensorFlow, or an HTTP request to TF Serving.
+
+TFLite and ONNX exports (the network alone, run with the same steps around it): export_formats.py.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from colorgan.atomic import temp_path
+from colorgan.color.lab import rgb_to_gray
+from colorgan.errors import ColorganError
+from colorgan.inference.colorizer import Colorizer, colorize_float
+from colorgan.models.keras_compat import walk_layers
+
+
+def serving_fn(colorizer: Colorizer, with_vividness: bool = False):
+    """The signature's function: images (and, with_vividness, a scalar vividness) -> {"colorized": ...}."""
+    def colorize(images, vividness):
+        tf.debugging.assert_rank(images, 4, message="images must be a batch [N, H, W, C]")
+        tf.debugging.assert_positive(vividness, message="vividness must be a positive number")
+        channels = tf.shape(images)[-1]
+        tf.debugging.assert_equal(tf.logical_or(tf.equal(channels, 1), tf.equal(channels, 3)), True,
+                                  message="images must have 1 (gray) or 3 (RGB) channels")
+        x = tf.cast(images, tf.float32) / 255.0
+        gray = tf.cond(tf.equal(channels, 1), lambda: x[..., :1],
+                       lambda: rgb_to_gray(tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, 3 - channels]])[..., :3]))
+        rgb = colorize_float(colorizer.generator, gray, colorizer.color_space, colorizer.render_size,
+                             colorizer.multiple, vividness)
+        return {"colorized": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
+
+    if with_vividness:
+        return colorize
+    return lambda images: colorize(images, tf.constant(colorizer.vividness, tf.float32))
+
+
+def float32_generator(generator: keras.Model) -> keras.Model:
+    """The generator with float32 layers (a copy with the same weights where it computes in bfloat16 or float16):
+    every export computes in float32, so a file written on a CPU with bfloat16 units (where --precision auto
+    loads the model in bfloat16) gives the same colour, at full speed, on one without."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in walk_layers(generator)):
+        return generator
+    from colorgan.training.runs import _with_dtype_policy
+    model = keras.saving.deserialize_keras_object(
+        _with_dtype_policy(keras.saving.serialize_keras_object(generator), "float32"))
+    model.set_weights([np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(w, "float32")))
+                       for w in generator.weights])
+    return model
+
+
+IMAGES = tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
+VIVIDNESS = tf.TensorSpec([], tf.float32, name="vividness")
+INFO_FILE = "colorgan.json"
+
+
+def saved_model_info(version_dir: str | os.PathLike) -> dict:
+    """What export_saved_model recorded beside a SavedModel (vividness, colour space, working size); {} if none."""
+    path = Path(version_dir) / "assets.extra" / INFO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version: int = 1) -> Path:
+    """Write <out_dir>/<version>/ (TF Serving's layout) and return that folder."""
+    target = Path(out_dir) / str(version)
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    colorizer = copy.copy(colorizer)
+    colorizer.generator = float32_generator(colorizer.generator)
+    archive = keras.export.ExportArchive()
+    # No archive.track(generator): add_endpoint tracks the variables the signatures use, and tracking the model
+    # too wrote every weight twice (Keras 3.15: a 77 MB SavedModel for the shipped 38 MB of float32 weights).
+    # Two signatures, as a SavedModel input cannot be optional: serving_default takes images alone (at the
+    # model's default vividness), "colorize" takes images and vividness.
+    archive.add_endpoint("serving_default", serving_fn(colorizer), input_signature=[IMAGES])
+    archive.add_endpoint("colorize", serving_fn(colorizer, with_vividness=True), input_signature=[IMAGES, VIVIDNESS])
+    tmp = temp_path(target)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        # TF Serving ignores assets.extra/; a colorgan server reads the defaults the signatures were built with.
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / "assets.extra" / INFO_FILE).write_text(json.dumps(
+            {"vividness": float(colorizer.vividness), "color_space": colorizer.color_space,
+             "render_size": int(colorizer.render_size)}, indent=1))
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ColorganError(f"export to {target} failed: {e}") from None
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,183 @@
+"""Reading HTTP requests for the server: bodies with a size limit, multipart uploads, query options, and
+TensorFlow Serving's REST predict bodies (row and columnar formats) checked into uint8 image batches.
+
+Every problem is an HTTPError: a status and one line for the client.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from colorgan.config import check_vividness
+from colorgan.errors import ColorganError
+
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
+
+
+class HTTPError(Exception):
+    """A refused request: status, one line for the client, optional headers."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused with 413 from Content-Length or, without one, as soon as more than max_bytes arrive."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPError(400, f"bad Content-Length {declared!r}")
+        if int(declared) > max_bytes:
+            raise HTTPError(413, f"body of {int(declared):,} bytes is over the limit of {max_bytes:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise HTTPError(413, f"body is over the limit of {max_bytes:,} bytes")
+    return bytes(body)
+
+
+def multipart_file(body: bytes, content_type: str) -> bytes:
+    """The first file part of a multipart/form-data body (else the first part), kept in memory."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise HTTPError(400, "multipart body without a boundary")
+    parts: list[dict] = []
+    header: list[bytes] = [b"", b""]
+
+    def on_part_begin():
+        parts.append({"data": bytearray(), "headers": {}})
+
+    def on_header_field(data, start, end):
+        header[0] += data[start:end]
+
+    def on_header_value(data, start, end):
+        header[1] += data[start:end]
+
+    def on_header_end():
+        parts[-1]["headers"][header[0].decode("latin-1").lower()] = header[1].decode("latin-1")
+        header[0], header[1] = b"", b""
+
+    def on_part_data(data, start, end):
+        parts[-1]["data"] += data[start:end]
+
+    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
+                                        "on_part_data": on_part_data})
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception as e:  # python-multipart's errors: a malformed body
+        raise HTTPError(400, f"malformed multipart body ({e})") from None
+    if not parts:
+        raise HTTPError(400, "multipart body with no parts")
+    files = [p for p in parts if "filename=" in p["headers"].get("content-disposition", "")]
+    return bytes((files or parts)[0]["data"])
+
+
+QUERY_OPTIONS = ("format", "vividness", "auto_levels")
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None, bool]:
+    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels)."""
+    unknown = set(request.query_params) - set(QUERY_OPTIONS)
+    if unknown:
+        raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: {', '.join(QUERY_OPTIONS)})")
+    fmt = request.query_params.get("format", default_format).lower()
+    if fmt not in FORMATS:
+        raise HTTPError(400, f"format {fmt!r} is not one of png, jpeg")
+    levels = request.query_params.get("auto_levels", "0").lower()
+    if levels not in BOOLEANS:
+        raise HTTPError(400, f"auto_levels must be 1 or 0 (true or false), got {levels[:20]!r}")
+    vividness = request.query_params.get("vividness")
+    return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels]
+
+
+def vividness_of(value: Any) -> float:
+    """A vividness from a request, checked as every entry point checks it (config.check_vividness)."""
+    try:
+        return check_vividness(value)
+    except ColorganError as e:
+        raise HTTPError(400, str(e)) from None
+
+
+def images_from_json(value: Any, max_pixels: int) -> np.ndarray:
+    """A JSON batch of images (nested lists of integers 0-255, [N, H, W, C], C = 1 or 3) -> uint8 array."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise HTTPError(400, "images must be a batch [N, H, W, C] of equal-sized images (got ragged lists)") from None
+    if array.dtype == object or array.dtype.kind not in "iuf" or array.size == 0 and array.ndim != 4:
+        raise HTTPError(400, "images must be numbers 0-255 in nested lists [N, H, W, C]")
+    if array.ndim != 4:
+        raise HTTPError(400, f"images must have rank 4 [N, H, W, C], got shape {list(array.shape)}")
+    if array.shape[-1] not in (1, 3):
+        raise HTTPError(400, f"images must have 1 (gray) or 3 (RGB) channels, got {array.shape[-1]}")
+    if 0 in array.shape:
+        raise HTTPError(400, f"empty images, shape {list(array.shape)}")
+    if array.shape[1] * array.shape[2] > max_pixels:
+        raise HTTPError(413, f"images of {array.shape[2]}x{array.shape[1]} are over the limit of {max_pixels:,} pixels")
+    if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+        raise HTTPError(400, "images must be uint8: whole numbers 0-255, got fractions")
+    if array.min() < 0 or array.max() > 255:
+        raise HTTPError(400, f"images must be uint8: 0-255, got values from {array.min()} to {array.max()}")
+    return array.astype(np.uint8)
+
+
+def predict_request(body: Any, max_pixels: int) -> tuple[np.ndarray, float | None, str, bool]:
+    """TF Serving's predict body -> (images, vividness, signature, row format)."""
+    if not isinstance(body, dict):
+        raise HTTPError(400, 'the body must be a JSON object: {"instances": [...]} or {"inputs": ...}')
+    signature = body.get("signature_name") or "serving_default"
+    if signature not in ("serving_default", "colorize"):
+        raise HTTPError(400, f"no signature {signature!r} (this model has serving_default and colorize)")
+    if ("instances" in body) == ("inputs" in body):
+        raise HTTPError(400, 'give exactly one of "instances" (row format) and "inputs" (columnar format)')
+    expected = {"images", "vividness"} if signature == "colorize" else {"images"}
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise HTTPError(400, '"instances" must be a non-empty list of images')
+        if signature == "colorize":
+            raise HTTPError(400, 'the colorize signature takes a scalar vividness: use the columnar format '
+                                 '{"inputs": {"images": [...], "vividness": V}}')
+        if all(isinstance(i, dict) for i in instances):
+            if any(set(i) != {"images"} for i in instances):
+                raise HTTPError(400, 'each instance must be {"images": ...} (the signature\'s one input)')
+            instances = [i["images"] for i in instances]
+        return images_from_json(instances, max_pixels), None, signature, True
+    inputs = body["inputs"]
+    if not isinstance(inputs, dict):
+        inputs = {"images": inputs}
+    if set(inputs) != expected:
+        raise HTTPError(400, f"signature {signature} takes inputs {sorted(expected)}, got {sorted(inputs)}")
+    vividness = None
+    if signature == "colorize":
+        v = inputs["vividness"]
+        if isinstance(v, list) and len(v) == 1:
+            v = v[0]
+        if isinstance(v, str):  # a JSON number, not a string that reads as one
+            raise HTTPError(400, f"vividness must be a number, got {json.dumps(v)[:40]}")
+        vividness = vividness_of(v)
+    return images_from_json(inputs["images"], max_pixels), vividness, signature, False
+
+
+def tensor_info(dtype: str, rank: int) -> dict:
+    return {"dtype": dtype, "tensor_shape": {"dim": [{"size": "-1", "name": ""}] * rank, "unknown_rank": False},
+            "name": ""}
+
+
+# What saved_model_cli shows for an exported model (export.py), in TF Serving's metadata JSON.
+SIGNATURES = {
+    "serving_default": {"inputs": {"images": tensor_info("DT_UINT8", 4)},
+                        "outputs": {"colorized": tensor_info("DT_UINT8", 4)}, "method_name": "tensorflow/serving/predict"},
+    "colorize": {"inputs": {"images": tensor_info("DT_UINT8", 4), "vividness": tensor_info("DT_FLOAT", 0)},
+                 "outputs": {"colorized": tensor_info("DT_UINT8", 4)}, "method_name": "tensorflow/serving/predict"},
+}

@@ -1,0 +1,354 @@
+"""The colorizer as a web server: a page for people, an HTTP API for programs (FastAPI, served by uvicorn).
+
+Routes
+  GET  /                                  the web page (colorgan/serving/web/: plain HTML/CSS/JS, nothing from a CDN)
+  POST /v1/colorize?format=&vividness=&auto_levels=    an image (the body, or a multipart file) -> the colorized image
+  POST /v1/models/colorgan:predict        TensorFlow Serving's REST predict ({"instances": ...} or {"inputs": ...})
+  GET  /v1/models/colorgan[/metadata]     TensorFlow Serving's model status and signature metadata
+  GET  /v1/info                           model name and limits (what the page needs)
+  GET  /healthz, /metrics                 liveness; Prometheus text format
+
+One model worker runs the network (batching.MicroBatcher): requests that arrive together and share a working
+size run as one batch; decoding, the full-size recombination and encoding run in request threads. Every
+refusal is a 4xx (503 when the queue is full) with a JSON body {"error": "..."}, as TF Serving answers.
+
+    from colorgan.serving.server import create_app, ColorizerBackend
+    app = create_app(ColorizerBackend(Colorizer.load(), "shipped weights"))   # then: uvicorn.run(app)
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from colorgan.config import check_vividness
+from colorgan.data.image_files import encode_image, read_image
+from colorgan.errors import ColorganError, ImageTooLarge
+from colorgan.serving.batching import MicroBatcher, QueueFull
+from colorgan.serving.http_inputs import (FORMATS, SIGNATURES, HTTPError, multipart_file, predict_request,
+                                          query_options, read_body)
+
+log = logging.getLogger("colorgan")
+MODEL_NAME = "colorgan"  # the name in TF Serving's URLs: /v1/models/colorgan:predict
+WEB = Path(__file__).parent / "web"
+PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}  # served from memory: no request is a path
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 8
+    batch_wait_ms: float = 0.0
+    queue_size: int = 64
+    timeout_s: float = 30.0
+    max_upload_mb: float = 20.0
+    max_pixels: int = 40_000_000
+
+
+# ---- models -----------------------------------------------------------------------------------------------
+class ColorizerBackend:
+    """A generator (shipped weights, a run): photos of any size batched by the working size the network sees."""
+    auto_levels = True  # the network's input is made here, so a faded photo's levels can be stretched for it
+
+    def __init__(self, colorizer, name: str):
+        self.colorizer, self.name = colorizer, name
+        self.vividness = float(colorizer.vividness)
+
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
+        v = self.colorizer.check_vividness(vividness)
+        prepared = self.colorizer.prepare(image, auto_levels)
+        return prepared.model_in.shape[1:3], (prepared, v)
+
+    def run(self, jobs: list) -> list:
+        model_in = np.concatenate([p.model_in for p, _ in jobs])  # [N, h, w, 1]
+        return list(self.colorizer.predict_ab(model_in, np.array([v for _, v in jobs], np.float32)))
+
+    def finish(self, job, result) -> np.ndarray:
+        return self.colorizer.finish(job[0], result)
+
+
+class SavedModelBackend:
+    """An exported SavedModel (what TF Serving would load), called through its signatures: photos batched
+    when they share size and vividness."""
+    auto_levels = False  # the signatures take the photo as it is
+
+    def __init__(self, version_dir: str | Path):
+        import tensorflow as tf
+
+        from colorgan.inference.export import saved_model_info
+        version_dir = Path(version_dir)
+        if not (version_dir / "saved_model.pb").exists():
+            versions = sorted((p for p in version_dir.glob("*") if (p / "saved_model.pb").exists()),
+                              key=lambda p: int(p.name) if p.name.isdigit() else -1)
+            if not versions:
+                raise ColorganError(f"{version_dir}: no SavedModel here (export one with export.py)")
+            version_dir = versions[-1]  # TF Serving's layout: the newest numbered version
+        loaded = tf.saved_model.load(str(version_dir))
+        self._keep = loaded
+        self.default_fn, self.vivid_fn = loaded.signatures["serving_default"], loaded.signatures["colorize"]
+        self.name = str(version_dir)
+        self.vividness = float(saved_model_info(version_dir).get("vividness", 1.0))
+
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
+        from colorgan.inference.colorizer import to_float_image
+        if auto_levels:  # the exported signatures take the photo as it is
+            raise ColorganError("auto_levels needs the model itself (serve.py --run or the shipped weights), "
+                                "not an exported SavedModel")
+        if vividness is not None:
+            vividness = check_vividness(vividness)
+        image, alpha = np.asarray(image), None
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3):
+            gray, alpha = to_float_image(image)  # 16-bit, alpha: the signature takes uint8 gray or RGB
+            image = np.round(gray * 255.0).astype(np.uint8)
+        return (image.shape, vividness), (image, alpha, vividness)
+
+    def run(self, jobs: list) -> list:
+        import tensorflow as tf
+        images = tf.constant(np.stack([image for image, _, _ in jobs]))
+        vividness = jobs[0][2]  # the key: one vividness per batch
+        out = (self.default_fn(images=images) if vividness is None
+               else self.vivid_fn(images=images, vividness=tf.constant(vividness, tf.float32)))
+        return list(out["colorized"].numpy())
+
+    def finish(self, job, result) -> np.ndarray:
+        from colorgan.inference.colorizer import with_alpha
+        return with_alpha(result, job[1])
+
+
+def warm_up(backend) -> None:
+    """Run a few small photos through every step once, so the first real request does not pay for tracing
+    the network and the recombination (about 2 s on a CPU)."""
+    photos = [np.zeros(shape, np.uint8) for shape in ((32, 64), (64, 32), (64, 64), (60, 60))]
+    jobs = [backend.prepare(photo, None)[1] for photo in photos]
+    for batch in ([jobs[0]], [jobs[1]], [jobs[2], jobs[3]]):  # sizes and batch sizes vary, as requests will
+        for job, result in zip(batch, backend.run(batch)):
+            backend.finish(job, result)
+
+
+# ---- reading requests -------------------------------------------------------------------------------------
+# ---- the app ----------------------------------------------------------------------------------------------
+class Service:
+    """The backend behind its batcher, with the metrics the routes record."""
+
+    def __init__(self, backend, limits: Limits):
+        self.backend, self.limits = backend, limits
+        self.registry = CollectorRegistry()
+        self.requests = Counter("colorgan_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("colorgan_request_seconds", "HTTP request latency by route", ["route"],
+                                 registry=self.registry,
+                                 buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.batch_sizes = Histogram("colorgan_batch_size", "photos per network call", registry=self.registry,
+                                     buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.batcher = MicroBatcher(backend.run, limits.max_batch, limits.batch_wait_ms / 1000.0,
+                                    limits.queue_size, on_batch=self.batch_sizes.observe)
+        Gauge("colorgan_queue_length", "photos waiting for the model", registry=self.registry).set_function(
+            lambda: len(self.batcher))
+
+    async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
+                       auto_levels: bool = False) -> list:
+        """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
+        finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch."""
+        def prepare(source):
+            return self.backend.prepare(load(source) if load else source, vividness, auto_levels)
+
+        def finish(job, result):
+            out = self.backend.finish(job, result)
+            return save(out) if save else out
+
+        jobs = [await run_in_threadpool(prepare, source) for source in sources]
+        futures = []
+        try:
+            for key, job in jobs:
+                futures.append(self.batcher.submit(key, job))
+        except QueueFull:
+            for f in futures:
+                f.cancel()
+            raise HTTPError(503, "the server is busy (its queue is full): try again shortly",
+                            {"Retry-After": "1"}) from None
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
+                                             self.limits.timeout_s)
+        except asyncio.TimeoutError:
+            for f in futures:
+                f.cancel()
+            raise HTTPError(503, f"no answer within {self.limits.timeout_s:g} s: the server is overloaded",
+                            {"Retry-After": "5"}) from None
+        return [await run_in_threadpool(finish, job, result) for (_, job), result in zip(jobs, results)]
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(backend, limits: Limits = Limits()) -> FastAPI:
+    """The FastAPI app serving `backend` (ColorizerBackend or SavedModelBackend)."""
+    service = Service(backend, limits)
+    page = (WEB / "index.html").read_text()
+    page_files = {name: (WEB / name).read_bytes() for name in PAGE_FILES}
+
+    async def lifespan(app):
+        yield
+        service.batcher.stop()
+
+    app = FastAPI(title="colorgan", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+
+    @app.middleware("http")
+    async def count_and_time(request: Request, call_next):
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug, not the client's fault: logged here, a one-line 500 for the client
+            log.exception("%s %s failed", request.method, request.url.path)
+            response = error_response(500, "internal error (logged by the server)")
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        service.requests.labels(name, str(response.status_code)).inc()
+        service.latency.labels(name).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(HTTPError)
+    async def refused(request, e: HTTPError):
+        return error_response(e.status, e.message, e.headers)
+
+    @app.exception_handler(ImageTooLarge)
+    async def too_large(request, e: ImageTooLarge):
+        return error_response(413, str(e))
+
+    @app.exception_handler(ColorganError)
+    async def bad_input(request, e: ColorganError):
+        return error_response(400, str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, e: StarletteHTTPException):
+        message = {404: f"no route {request.url.path}",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
+        return error_response(e.status_code, message, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        return error_response(400, f"{'.'.join(map(str, first.get('loc', [])))}: {first.get('msg', 'invalid')}")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return HTMLResponse(page)
+
+    @app.get("/static/{name}")
+    async def static(name: str):
+        if name not in page_files:
+            raise HTTPError(404, f"no file {name!r}")
+        return Response(page_files[name], media_type=PAGE_FILES[name])
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/info")
+    async def info():
+        return {"model": backend.name, "vividness": backend.vividness, "max_upload_mb": limits.max_upload_mb,
+                "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels}
+
+    @app.post("/v1/colorize")
+    async def colorize(request: Request):
+        fmt, vividness, auto_levels = query_options(request)
+        body = await read_body(request, int(limits.max_upload_mb * 1_000_000))
+        content_type = request.headers.get("content-type", "")
+        if content_type.lower().startswith("multipart/"):
+            body = multipart_file(body, content_type)
+        pillow_format, media_type = FORMATS[fmt]
+        (encoded,) = await service.colorize(
+            [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
+            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels)
+        return Response(encoded, media_type=media_type)
+
+    def model_action(spec: str) -> str:
+        """'colorgan', 'colorgan/versions/1', with ':predict' or '/metadata' -> '', 'predict' or 'metadata'."""
+        path, _, method = spec.partition(":")
+        name, *rest = path.split("/")
+        if name != MODEL_NAME:
+            raise HTTPError(404, f"no model {name!r} (this server serves {MODEL_NAME!r})")
+        if rest[:1] == ["versions"]:
+            if rest[1:2] != ["1"]:
+                raise HTTPError(404, f"no such version of {MODEL_NAME} (it has version 1)")
+            rest = rest[2:]
+        if rest == ["metadata"] and not method:
+            return "metadata"
+        if not rest and method in ("", "predict"):
+            return method
+        raise HTTPError(404, f"no route /v1/models/{spec}")
+
+    @app.get("/v1/models/{spec:path}")
+    async def model_status(spec: str):
+        action = model_action(spec)
+        if action == "predict":
+            raise HTTPError(405, "GET is not allowed on :predict (POST a JSON body)")
+        if action == "metadata":
+            return {"model_spec": {"name": MODEL_NAME, "signature_name": "", "version": "1"},
+                    "metadata": {"signature_def": {"signature_def": SIGNATURES}}}
+        return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+
+    @app.post("/v1/models/{spec:path}")
+    async def predict(spec: str, request: Request):
+        if model_action(spec) != "predict":
+            raise HTTPError(405, f"POST is allowed on /v1/models/{MODEL_NAME}:predict only")
+        body = await read_body(request, int(limits.max_upload_mb * 1_000_000))
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise HTTPError(400, f"the body is not JSON ({e})") from None
+        images, vividness, _, row_format = await run_in_threadpool(predict_request, parsed, limits.max_pixels)
+        outputs = await service.colorize(list(images), vividness)
+        colorized = np.stack(outputs).tolist()
+        return {"predictions": colorized} if row_format else {"outputs": colorized}
+
+    return app
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen before the model loads, so a taken port is a one-line error at once; port 0: any free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ColorganError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    sock.listen(2048)
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_server(app: FastAPI, sock: socket.socket) -> None:
+    import uvicorn
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])
