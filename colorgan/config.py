@@ -161,7 +161,8 @@ class Config:
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
-                                 "the classification's decoding temperature divided by it", interval="(0, inf)")
+                                 "the classification's decoding temperature divided by it; at most 4 (beyond it colours "
+                                 "clip at the edge of sRGB)", interval="(0, 4]")
     init_from: str = _opt("none", "fine-tuning: start the generator from a run directory, a weights folder, a .keras "
                                   "file or 'shipped' (the shipped model); none: from scratch (effnet-lite0: from "
                                   "ImageNet)", check=_not_blank)

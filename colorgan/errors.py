@@ -7,3 +7,8 @@ class ColorganError(Exception):
 
 class ImageTooLarge(ColorganError):
     """An image over a pixel limit, refused from its header before its pixels are decoded."""
+
+
+def too_many_pixels(what, width: int, height: int, limit: int) -> ImageTooLarge:
+    """The one wording of every pixel limit (files, uploads, arrays)."""
+    return ImageTooLarge(f"{what}: {width}x{height} is {width * height:,} pixels, over the limit of {limit:,}")

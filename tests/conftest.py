@@ -22,6 +22,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "realdata: reads the real data sets in ../shared/data")
+    config.addinivalue_line("markers", "server_args(*flags): extra serve.py flags for the browser tests' server")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -112,7 +112,7 @@ def _bomb_png(width, height):
     (b"", 400, ["empty"]),
     (b"this is not an image", 400, ["not an image"]),
     (_bomb_png(30000, 30000), 413, ["over"]),  # Pillow's own decompression-bomb guard (over 200 MP)
-    (_bomb_png(2001, 2000), 413, ["4,000,000 pixels"]),  # the server's --max-pixels
+    (_bomb_png(2001, 2000), 413, ["4,002,000 pixels, over the limit of 4,000,000"]),  # the server's --max-pixels
 ], ids=["empty", "not-an-image", "bomb-900MP", "over-max-pixels"])
 def test_bad_images_are_4xx(client, body, status, words):
     assert_error(client.post("/v1/colorize", content=body), status, *words)
@@ -150,7 +150,7 @@ def test_auto_levels_colours_a_faded_photo_as_the_colorizer_does_and_keeps_its_l
 
 @pytest.mark.parametrize("query, words", [("format=gif", ["format"]), ("vividness=abc", ["vividness"]),
                                           ("auto_levels=maybe", ["auto_levels"]),
-                                          ("vividness=-1", ["positive"]), ("vividness=inf", ["finite"]),
+                                          ("vividness=-1", ["(0, 4]"]), ("vividness=inf", ["finite"]),
                                           ("size=3", ["unknown parameter"])])
 def test_bad_parameters_are_400(client, query, words):
     assert_error(client.post(f"/v1/colorize?{query}", content=encode(np.zeros((8, 8, 3), np.uint8))), 400, *words)
@@ -465,3 +465,90 @@ def test_request_timeout_is_503():
     app = create_app(SlowBackend(1.5), Limits(timeout_s=0.2))
     with fastapi_testclient.TestClient(app) as c:
         assert_error(c.post("/v1/colorize", content=encode(np.zeros((4, 4), np.uint8))), 503, "no answer within")
+
+
+# ---- hostile clients: each gets its one-line 4xx, nothing is logged as an error, and the server goes on ------
+def _asgi_post(app, path, chunks, stall=False):
+    """POST through the ASGI interface with the body in `chunks`, then (stall) nothing more, or (not stall)
+    the client disconnecting; returns the status sent, or None where nothing was sent."""
+    import asyncio
+    sent = []
+
+    async def run():
+        messages = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            if stall:
+                await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"content-length", b"100000"), (b"content-type", b"image/png")],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        await asyncio.wait_for(app(scope, receive, send), 10)
+    asyncio.run(run())
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    return starts[0]["status"] if starts else None
+
+
+def test_hostile_requests_get_4xx_and_nothing_is_logged_as_an_error(colorizer, photo, caplog, recwarn):
+    import logging
+    app = create_app(ColorizerBackend(colorizer, "shipped weights"),
+                     Limits(max_upload_mb=2, max_pixels=4_000_000, body_stall_s=0.3))
+    caplog.set_level(logging.INFO, logger="colorgan")
+    with fastapi_testclient.TestClient(app) as c:
+        nested = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        assert_error(c.post("/v1/models/colorgan:predict", content=nested), 400, "nested deeper")
+        assert_error(c.post("/v1/colorize?vividness=1e39", content=photo[0]), 400, "vividness", "(0, 4]")
+        vivid = {"signature_name": "colorize", "inputs": {"images": [[[[1]]]], "vividness": 1e39}}
+        assert_error(c.post("/v1/models/colorgan:predict", json=vivid), 400, "vividness")
+        for bad in (b'{"instances": [[[[NaN]]]]}', b'{"instances": [[[[1e309]]]]}'):
+            assert_error(c.post("/v1/models/colorgan:predict", content=bad), 400, "nan or infinity")
+        form = {"note": (None, b"hello")}
+        assert_error(c.post("/v1/colorize", files=form), 400, "no file")
+        two = [("a", ("a.jpg", photo[0], "image/jpeg")), ("b", ("b.jpg", photo[0], "image/jpeg"))]
+        assert_error(c.post("/v1/colorize", files=two), 400, "2 files")
+        assert_error(c.post("/v1/colorize", content=b"plain text, not a photo"), 400, "not an image file")
+        # a client that goes away mid-upload, and one that stalls: the first is an INFO line, the second a 408
+        assert _asgi_post(app, "/v1/colorize", [b"\x89PNG\r\n"]) in (None, 499)
+        assert _asgi_post(app, "/v1/colorize", [b"\x89PNG\r\n"], stall=True) == 408
+        ok = c.post("/v1/colorize", content=photo[0])  # and it still serves a real photo
+        assert ok.status_code == 200 and decode(ok.content).shape == photo[1].shape
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+    assert any("disconnected before its upload ended" in r.getMessage() for r in caplog.records)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
+
+
+def test_a_key_is_needed_everywhere_but_the_page_and_healthz(colorizer, photo):
+    app = create_app(ColorizerBackend(colorizer, "shipped weights"), Limits(max_upload_mb=2),
+                     api_keys=["first-key-123", "second-key-456"])
+    with fastapi_testclient.TestClient(app) as c:
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+        assert c.get("/static/app.js").status_code == 200
+        for route in ("/v1/info", "/metrics", "/v1/models/colorgan"):
+            assert_error(c.get(route), 401, "key")
+            assert_error(c.get(route, headers={"Authorization": "Bearer wrong-key-000"}), 401, "key")
+        assert c.get("/v1/info", headers={"Authorization": "Bearer first-key-123"}).json()["needs_key"] is True
+        assert c.get("/metrics", headers={"X-API-Key": "second-key-456"}).status_code == 200
+        assert_error(c.post("/v1/colorize", content=photo[0]), 401, "key")
+        ok = c.post("/v1/colorize", content=photo[0], headers={"Authorization": "bearer second-key-456"})
+        assert ok.status_code == 200
+        assert c.get("/", headers={"Origin": "https://elsewhere.example"}).headers.get(
+            "access-control-allow-origin") is None  # CORS off by default
+
+
+def test_cors_lets_only_the_named_site_call_the_api(colorizer):
+    app = create_app(ColorizerBackend(colorizer, "shipped weights"), cors_origins=["https://photos.example"])
+    with fastapi_testclient.TestClient(app) as c:
+        preflight = {"Origin": "https://photos.example", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization"}
+        allowed = c.options("/v1/colorize", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://photos.example"
+        other = c.get("/v1/info", headers={"Origin": "https://other.example"})
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers

@@ -31,9 +31,12 @@ def _browser():
 
 
 @pytest.fixture
-def server(tmp_path):
-    """serve.py on a free loopback port; yields its URL; stopped with Ctrl-C (SIGINT) afterwards."""
-    proc = subprocess.Popen([sys.executable, "serve.py", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+def server(request):
+    """serve.py on a free loopback port (with the test's `server_args` mark's flags); yields its URL; stopped
+    with Ctrl-C (SIGINT) afterwards."""
+    mark = request.node.get_closest_marker("server_args")
+    extra = list(mark.args) if mark else []
+    proc = subprocess.Popen([sys.executable, "serve.py", "--port", "0", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines, url = [], []
 
@@ -114,5 +117,40 @@ def test_page_colorizes_an_uploaded_photo(server, tmp_path):
             lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != before)
         sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert [u for u in sent if "/v1/colorize" in u][-1].endswith("auto_levels=1")
+    finally:
+        browser.quit()
+
+
+KEY = "colorgan-test-key"
+
+
+@pytest.mark.server_args("--api-key", KEY)
+def test_page_asks_for_the_key_once_and_colorizes(server):
+    """With --api-key the page asks for the key (a prompt), keeps it for the tab, and its requests carry it."""
+    binary, driver_path = _browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.unhandled_prompt_behavior = "ignore"
+    browser = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        browser.get(server)
+        prompt = WebDriverWait(browser, 30).until(expected_conditions.alert_is_present())
+        assert "key" in prompt.text.lower()
+        prompt.send_keys(KEY)
+        prompt.accept()
+        WebDriverWait(browser, 30).until(lambda b: "shipped" in b.find_element(By.ID, "model").text)
+        browser.find_element(By.ID, "files").send_keys(str(sample_images(1)[0].resolve()))
+        card = WebDriverWait(browser, 120).until(lambda b: b.find_element(By.CSS_SELECTOR, ".card"))
+        WebDriverWait(browser, 120).until(lambda b: card.get_attribute("data-state") in ("done", "error"))
+        assert card.get_attribute("data-state") == "done", card.find_element(By.CSS_SELECTOR, ".error").text
+        assert browser.execute_script("return sessionStorage.getItem('colorgan-api-key')") == KEY
     finally:
         browser.quit()

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
 
 PROG = "serve.py"
+API_KEYS_ENV = "COLORGAN_API_KEYS"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -35,6 +38,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image in pixels, checked from "
                         "its header before decoding (default: %(default)s)")
+    parser.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                        help="require this key (repeat for several; also the comma list in $" + API_KEYS_ENV + "): "
+                             "every route but /, the page's files and /healthz then needs 'Authorization: Bearer "
+                             "KEY' or 'X-API-Key: KEY', else 401; the page asks for it once")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let pages from this origin (e.g. https://example.org; repeatable) call the API from "
+                             "a browser (default: none, CORS off)")
     return parser
 
 
@@ -53,6 +63,9 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
         parser.error("--batch-wait-ms must be 0 or more")
     if args.saved_model and (args.run or args.vividness is not None):
         parser.error("--saved-model is the whole model: not with --run or --vividness")
+    args.api_key = [k.strip() for k in args.api_key + os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+    if any(len(k) < 8 or not k.isprintable() or " " in k for k in args.api_key):
+        parser.error("--api-key: a key is at least 8 printable characters without spaces")
     return args
 
 
@@ -76,12 +89,12 @@ def main(argv=None, prog: str = PROG) -> int:
         limits = Limits(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size,
                         timeout_s=args.timeout, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels)
         host, port = sock.getsockname()[:2]
-        if not is_loopback(args.host):
-            print(f"{prog}: warning: listening on {args.host}, reachable from other machines; the server has "
-                  "no authentication")
+        if not is_loopback(args.host) and not args.api_key:
+            print(f"{prog}: warning: listening on {args.host}, reachable from other machines, with no key: anyone "
+                  f"who reaches port {port} can use it (give --api-key)", file=sys.stderr)
         shown = f"[{host}]" if ":" in host else host
         print(f"colorgan: serving {backend.name} at http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
-        run_server(create_app(backend, limits), sock)
+        run_server(create_app(backend, limits, api_keys=args.api_key, cors_origins=args.cors_origin), sock)
     finally:
         sock.close()
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorgan.atomic import temp_path
-from colorgan.errors import ColorganError, ImageTooLarge
+from colorgan.errors import ColorganError, ImageTooLarge, too_many_pixels
 
 log = logging.getLogger("colorgan")
 READABLE = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -51,9 +51,9 @@ def opened_image(source: str | os.PathLike | bytes, name: str | None = None):
     except IsADirectoryError:
         raise ColorganError(f"{name}: is a folder") from None
     except UnidentifiedImageError:
-        raise ColorganError(f"{name}: not an image Pillow can read") from None
+        raise ColorganError(f"{name}: not an image file this program reads (PNG, JPEG, TIFF, WebP, BMP, GIF)") from None
     except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{name}: over {Image.MAX_IMAGE_PIXELS // 1_000_000} MP, refused") from None
+        raise ImageTooLarge(f"{name}: over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data (SyntaxError: broken PNG)
         detail = "the file ends early" if "truncated" in str(e).lower() else str(e)
         raise ColorganError(f"{name}: cannot decode, damaged or incomplete ({detail})") from None
@@ -65,8 +65,7 @@ def read_image(source: str | os.PathLike | bytes, name: str | None = None, max_p
     before its pixels are decoded."""
     with opened_image(source, name) as im:
         if max_pixels and im.size[0] * im.size[1] > max_pixels:
-            raise ImageTooLarge(f"{name or source}: {im.size[0]}x{im.size[1]} is over the limit of "
-                                f"{max_pixels:,} pixels")
+            raise too_many_pixels(name or source, im.size[0], im.size[1], max_pixels)
         im = ImageOps.exif_transpose(im)
         if im.mode in ("I;16", "I;16L", "I;16B", "I"):
             return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)

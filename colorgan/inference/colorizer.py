@@ -20,7 +20,7 @@ import tensorflow as tf
 from colorgan.color.chroma import predicted_ab
 from colorgan.color.lab import gray_to_l, lab_to_rgb, rgb_to_gray
 from colorgan.config import AUTO, Config, check_vividness
-from colorgan.errors import ColorganError
+from colorgan.errors import ColorganError, too_many_pixels
 from colorgan.models.networks import input_multiple
 from colorgan.runtime import inference_in_float32
 from colorgan.training.runs import SHIPPED_WEIGHTS, load_generator, model_files
@@ -101,7 +101,7 @@ def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ColorganError(f"empty image {image.shape}")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise ColorganError(f"image of {image.shape[1]}x{image.shape[0]} is over {MAX_PIXELS // 1_000_000} MP")
+        raise too_many_pixels("image", image.shape[1], image.shape[0], MAX_PIXELS)
     if image.dtype == np.uint8:
         x = image.astype(np.float32) / 255.0
     elif image.dtype == np.uint16:

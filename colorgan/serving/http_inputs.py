@@ -5,15 +5,22 @@ Every problem is an HTTPError: a status and one line for the client.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import numpy as np
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from colorgan.config import check_vividness
-from colorgan.errors import ColorganError
+from colorgan.errors import ColorganError, too_many_pixels
+
+# A predict body is at most 6 levels deep ({"instances": [image [row [pixel [channel]]]]}); a deeper one is an
+# attack on the parser's recursion, refused before parsing.
+MAX_JSON_DEPTH = 32
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
 
@@ -26,20 +33,49 @@ class HTTPError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused with 413 from Content-Length or, without one, as soon as more than max_bytes arrive."""
+class ClientGone(Exception):
+    """The client closed the connection before its body had arrived: nobody is left to answer."""
+
+
+async def read_body(request: Request, max_bytes: int, stall_s: float = 10.0, total_s: float = 60.0) -> bytes:
+    """The body, refused with 413 from Content-Length or, without one, as soon as more than max_bytes arrive;
+    408 when no byte comes for stall_s or the whole body takes over total_s (a stalled upload must not hold a
+    connection); ClientGone when the client disconnects."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise HTTPError(400, f"bad Content-Length {declared!r}")
         if int(declared) > max_bytes:
-            raise HTTPError(413, f"body of {int(declared):,} bytes is over the limit of {max_bytes:,}")
-    body = bytearray()
-    async for chunk in request.stream():
+            raise HTTPError(413, f"body of {int(declared):,} bytes is over the limit of {max_bytes:,} bytes")
+    body, deadline = bytearray(), time.monotonic() + total_s
+    chunks = request.stream().__aiter__()
+    while True:
+        wait = min(stall_s, deadline - time.monotonic())
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(wait, 0.0))
+        except StopAsyncIteration:
+            return bytes(body)
+        except asyncio.TimeoutError:
+            why = f"no byte for {stall_s:g} s" if wait == stall_s else f"not all sent within {total_s:g} s"
+            raise HTTPError(408, f"the body stopped arriving ({why})", {"Connection": "close"}) from None
+        except ClientDisconnect:
+            raise ClientGone() from None
         body += chunk
         if len(body) > max_bytes:
             raise HTTPError(413, f"body is over the limit of {max_bytes:,} bytes")
-    return bytes(body)
+
+
+def json_body(body: bytes) -> Any:
+    """The body parsed as JSON, with its nesting limited before parsing (MAX_JSON_DEPTH; brackets inside
+    strings count too, which no predict body has)."""
+    raw = np.frombuffer(body, np.uint8)
+    step = np.isin(raw, (ord("["), ord("{"))).astype(np.int32) - np.isin(raw, (ord("]"), ord("}")))
+    if raw.size and int(np.cumsum(step).max()) > MAX_JSON_DEPTH:
+        raise HTTPError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise HTTPError(400, f"the body is not JSON ({str(e)[:80]})") from None
 
 
 def multipart_file(body: bytes, content_type: str) -> bytes:
@@ -78,7 +114,11 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
     if not parts:
         raise HTTPError(400, "multipart body with no parts")
     files = [p for p in parts if "filename=" in p["headers"].get("content-disposition", "")]
-    return bytes((files or parts)[0]["data"])
+    if not files:
+        raise HTTPError(400, "the form has no file: send the photo as a file field (curl -F file=@photo.jpg)")
+    if len(files) > 1:
+        raise HTTPError(400, f"the form has {len(files)} files: send one photo per request")
+    return bytes(files[0]["data"])
 
 
 QUERY_OPTIONS = ("format", "vividness", "auto_levels")
@@ -123,7 +163,9 @@ def images_from_json(value: Any, max_pixels: int) -> np.ndarray:
     if 0 in array.shape:
         raise HTTPError(400, f"empty images, shape {list(array.shape)}")
     if array.shape[1] * array.shape[2] > max_pixels:
-        raise HTTPError(413, f"images of {array.shape[2]}x{array.shape[1]} are over the limit of {max_pixels:,} pixels")
+        raise HTTPError(413, str(too_many_pixels("images", array.shape[2], array.shape[1], max_pixels)))
+    if array.dtype.kind == "f" and not np.isfinite(array).all():  # JSON's NaN, Infinity, 1e309: before any arithmetic
+        raise HTTPError(400, "images must be uint8: whole numbers 0-255, got NaN or infinity")
     if array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
         raise HTTPError(400, "images must be uint8: whole numbers 0-255, got fractions")
     if array.min() < 0 or array.max() > 255:

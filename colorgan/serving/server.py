@@ -18,7 +18,7 @@ refusal is a 4xx (503 when the queue is full) with a JSON body {"error": "..."},
 from __future__ import annotations
 
 import asyncio
-import json
+import hmac
 import logging
 import socket
 import time
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -37,8 +38,8 @@ from colorgan.config import check_vividness
 from colorgan.data.image_files import encode_image, read_image
 from colorgan.errors import ColorganError, ImageTooLarge
 from colorgan.serving.batching import MicroBatcher, QueueFull
-from colorgan.serving.http_inputs import (FORMATS, SIGNATURES, HTTPError, multipart_file, predict_request,
-                                          query_options, read_body)
+from colorgan.serving.http_inputs import (FORMATS, SIGNATURES, ClientGone, HTTPError, json_body, multipart_file,
+                                          predict_request, query_options, read_body)
 
 log = logging.getLogger("colorgan")
 MODEL_NAME = "colorgan"  # the name in TF Serving's URLs: /v1/models/colorgan:predict
@@ -54,6 +55,8 @@ class Limits:
     timeout_s: float = 30.0
     max_upload_mb: float = 20.0
     max_pixels: int = 40_000_000
+    body_stall_s: float = 10.0  # an upload with no byte for this long is answered 408 and its connection closed
+    body_total_s: float = 60.0  # and one not all sent in this time
 
 
 # ---- models -----------------------------------------------------------------------------------------------
@@ -194,8 +197,28 @@ def error_response(status: int, message: str, headers: dict | None = None) -> JS
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(backend, limits: Limits = Limits()) -> FastAPI:
-    """The FastAPI app serving `backend` (ColorizerBackend or SavedModelBackend)."""
+# Open with a key too: the page and its files (no data, no work: the page then asks for the key) and /healthz
+OPEN_PATHS = {"/", "/healthz"}
+
+
+def key_matches(given: str, keys) -> bool:
+    """Constant-time comparison against every key (no early exit: the time does not say which one was near)."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given.encode(), key.encode())
+    return found
+
+
+def given_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key", "")
+
+
+def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=()) -> FastAPI:
+    """The FastAPI app serving `backend` (ColorizerBackend or SavedModelBackend). api_keys: when given, every
+    route but OPEN_PATHS and the page's files needs one (Bearer or X-API-Key), else 401. cors_origins: the
+    sites whose pages may call the API from a browser (none by default)."""
     service = Service(backend, limits)
     page = (WEB / "index.html").read_text()
     page_files = {name: (WEB / name).read_bytes() for name in PAGE_FILES}
@@ -206,6 +229,15 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
 
     app = FastAPI(title="colorgan", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        path = request.url.path
+        if api_keys and path not in OPEN_PATHS and not path.startswith("/static/") and request.method != "OPTIONS" \
+                and not key_matches(given_key(request), api_keys):
+            return error_response(401, "this server needs a key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                                  {"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
     @app.middleware("http")
     async def count_and_time(request: Request, call_next):
@@ -224,6 +256,11 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
     @app.exception_handler(HTTPError)
     async def refused(request, e: HTTPError):
         return error_response(e.status, e.message, e.headers)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request, e: ClientGone):  # not a server fault: one line, and nobody to answer
+        log.info("%s %s: the client disconnected before its upload ended", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(ImageTooLarge)
     async def too_large(request, e: ImageTooLarge):
@@ -265,12 +302,14 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
     @app.get("/v1/info")
     async def info():
         return {"model": backend.name, "vividness": backend.vividness, "max_upload_mb": limits.max_upload_mb,
+                "needs_key": bool(api_keys),
                 "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels}
 
     @app.post("/v1/colorize")
     async def colorize(request: Request):
         fmt, vividness, auto_levels = query_options(request)
-        body = await read_body(request, int(limits.max_upload_mb * 1_000_000))
+        body = await read_body(request, int(limits.max_upload_mb * 1_000_000), limits.body_stall_s,
+                               limits.body_total_s)
         content_type = request.headers.get("content-type", "")
         if content_type.lower().startswith("multipart/"):
             body = multipart_file(body, content_type)
@@ -311,16 +350,17 @@ def create_app(backend, limits: Limits = Limits()) -> FastAPI:
     async def predict(spec: str, request: Request):
         if model_action(spec) != "predict":
             raise HTTPError(405, f"POST is allowed on /v1/models/{MODEL_NAME}:predict only")
-        body = await read_body(request, int(limits.max_upload_mb * 1_000_000))
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise HTTPError(400, f"the body is not JSON ({e})") from None
+        body = await read_body(request, int(limits.max_upload_mb * 1_000_000), limits.body_stall_s,
+                               limits.body_total_s)
+        parsed = json_body(body)
         images, vividness, _, row_format = await run_in_threadpool(predict_request, parsed, limits.max_pixels)
         outputs = await service.colorize(list(images), vividness)
         colorized = np.stack(outputs).tolist()
         return {"predictions": colorized} if row_format else {"outputs": colorized}
 
+    if cors_origins:  # outermost, so a 401 or 413 reaches the other site's page too
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     return app
 
 

@@ -8,7 +8,23 @@ const DEBOUNCE_MS = 300;    // vividness slider -> new request
 
 let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'], auto_levels: false };
 
-const infoReady = fetch('/v1/info')
+// A server started with --api-key answers 401 without the key: ask once, keep it for this browser tab.
+const KEY_ITEM = 'colorgan-api-key';
+const keyHeaders = () => {
+  const key = sessionStorage.getItem(KEY_ITEM);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+};
+async function withKey(url, options = {}) {
+  for (;;) {
+    const res = await fetch(url, { ...options, headers: { ...(options.headers || {}), ...keyHeaders() } });
+    if (res.status !== 401) return res;
+    const key = window.prompt(sessionStorage.getItem(KEY_ITEM) ? 'That key was refused. API key:' : 'This server needs an API key:');
+    if (!key) return res;  // cancelled: the 401 is shown as the error
+    sessionStorage.setItem(KEY_ITEM, key.trim());
+  }
+}
+
+const infoReady = withKey('/v1/info')
   .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
   .then((j) => {
     info = { ...info, ...j };
@@ -90,7 +106,7 @@ async function colorize(card) {
     for (let attempt = 0; ; attempt++) {
       let res;
       try {
-        res = await fetch(url, {
+        res = await withKey(url, {
           method: 'POST',
           body: st.file,
           headers: { 'Content-Type': st.file.type || 'application/octet-stream' },
