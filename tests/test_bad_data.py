@@ -210,6 +210,8 @@ def test_train_evaluate_colorize_on_the_bad_folder(bad_color, tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr
     assert "Traceback" not in evaluate.stderr and "truncated.jpg: cannot decode" in evaluate.stderr
     assert (tmp_path / "report" / "metrics.json").exists()
+    # the same folder counted differently, and saying why: scoring keeps the black-and-white photos
+    assert "black-and-white photos kept" in evaluate.stderr and "black-and-white photos kept" not in train.stderr
 
     colorize = _cli(ROOT / "colorize.py", folder, "--run", tmp_path / "runs" / "bad", "-o", tmp_path / "out",
                     cwd=tmp_path)

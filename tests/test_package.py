@@ -161,10 +161,15 @@ def _copy_checkout(target: Path) -> Path:
 
 
 def _venv(path: Path) -> Path:
+    """A fresh venv that also sees the packages of the interpreter running the tests (TensorFlow, pip: not
+    downloaded again), whether that is a venv, activated or not, or a system Python: a .pth file lists this
+    interpreter's site-packages after the venv's own, so what is installed into the venv comes first. (A venv's
+    "system site-packages" would be the base interpreter's, not the running one's.)"""
     import venv
-    # System site-packages: TensorFlow and the other dependencies (and pip) come from this environment
-    # instead of being downloaded again; what is installed into the venv comes first on its path.
-    venv.create(path, system_site_packages=True, with_pip=False)
+    venv.create(path, with_pip=False)
+    own = next(path.glob("lib/python*/site-packages"))
+    running = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    (own / "running_interpreter.pth").write_text("".join(f"{p}\n" for p in running))
     return path / "bin"
 
 

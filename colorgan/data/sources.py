@@ -191,7 +191,9 @@ def folder_source(data: str, classes: list[str], cfg: Config, keep_gray: bool, f
     split = scan_folder(path, classes, cfg.val_split, cfg.data_split_seed, keep_gray, flag)
     report_skipped(split.skipped)
     check_has_training_images(path, split.train, split.skipped, flag)
-    log.info("%s: %d images used, %d skipped", path, len(split.train) + len(split.val), len(split.skipped))
+    # Training leaves black-and-white photos out (nothing to learn), scoring keeps them: the counts differ by those.
+    log.info("%s: %d images used, %d skipped%s", path, len(split.train) + len(split.val), len(split.skipped),
+             " (black-and-white photos kept: scoring uses them, training leaves them out)" if keep_gray else "")
     default_size = 32 if _is_tiny(split.train) else 256
     return DataSource(name, f"{path} ({split.kind})", split.train, split.val, default_size, split.skipped)
 
