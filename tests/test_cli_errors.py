@@ -82,6 +82,7 @@ def test_train_rejects_with_one_line(argv, tmp_path, capsys):
     ("serve.py", ["--saved-model", "x", "--run", "y"]), ("serve.py", ["--port", "0", "--saved-model", "no/such"]),
     ("serve.py", ["--port", "0", "--run", "no/such/run"]), ("serve.py", ["--host", "no.such.host.invalid"]),
     ("serve.py", ["--bogus"]), ("serve.py", ["--api-key", "short"]),
+    ("serve.py", ["--max-pixels-in-flight", "10"]),
 ])
 def test_evaluate_and_colorize_reject_with_one_line(script, argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

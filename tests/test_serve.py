@@ -552,3 +552,44 @@ def test_cors_lets_only_the_named_site_call_the_api(colorizer):
         assert allowed.headers["access-control-allow-origin"] == "https://photos.example"
         other = c.get("/v1/info", headers={"Origin": "https://other.example"})
         assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+
+
+def test_the_pixel_budget_makes_large_photos_wait_their_turn_and_never_overspends():
+    import asyncio
+    from colorgan.serving.budget import BudgetTimeout, PixelBudget
+    budget, order = PixelBudget(100), []
+
+    async def job(name, pixels, hold_s, timeout=5.0):
+        async with budget.hold(pixels, timeout):
+            order.append((name, budget.used))
+            await asyncio.sleep(hold_s)
+
+    async def run():
+        first = asyncio.create_task(job("a", 60, 0.2))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(job("b", 50, 0.0))  # 60 + 50 > 100: waits for a
+        small = asyncio.create_task(job("c", 30, 0.0))  # 60 + 30 fits: goes at once
+        with pytest.raises(BudgetTimeout):
+            await job("d", 90, 0.0, timeout=0.05)  # never room within its timeout
+        await asyncio.gather(first, second, small)
+    asyncio.run(run())
+    assert [name for name, _ in order] == ["a", "c", "b"] and budget.used == 0 and budget.peak <= 100
+    with pytest.raises(ValueError):
+        asyncio.run(job("huge", 101, 0.0))
+
+
+def test_a_request_over_the_budget_is_413_and_a_busy_budget_is_503(colorizer):
+    limits = Limits(max_pixels=200_000, max_pixels_in_flight=300_000, timeout_s=0.3)
+    app = create_app(ColorizerBackend(colorizer, "shipped weights"), limits)
+    batch = {"instances": np.zeros((4, 300, 300, 1), np.uint8).tolist()}  # 360,000 pixels in one request
+    small = encode(np.full((200, 200), 90, np.uint8))
+    with fastapi_testclient.TestClient(app) as c:
+        assert_error(c.post("/v1/models/colorgan:predict", json=batch), 413, "in work at once")
+        budget = app.state.service.budget
+        budget.used = 280_000  # as if other photos were being worked on: 40,000 more do not fit
+        assert_error(c.post("/v1/colorize", content=small), 503, "busy")
+        budget.used = 0
+        assert c.post("/v1/colorize", content=small).status_code == 200
+        assert budget.used == 0 and budget.peak == 40_000  # held while working, given back after
+    with pytest.raises(ValueError, match="max_pixels_in_flight"):
+        create_app(ColorizerBackend(colorizer, "x"), Limits(max_pixels=10, max_pixels_in_flight=5))

@@ -38,6 +38,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image in pixels, checked from "
                         "its header before decoding (default: %(default)s)")
+    parser.add_argument("--max-pixels-in-flight", type=int, default=80_000_000, metavar="N",
+                        help="pixels of photos being decoded, colorized and encoded at once, which bounds the "
+                             "server's memory; more waits its turn, then 503 (default: %(default)s; at least "
+                             "--max-pixels)")
     parser.add_argument("--api-key", action="append", default=[], metavar="KEY",
                         help="require this key (repeat for several; also the comma list in $" + API_KEYS_ENV + "): "
                              "every route but /, the page's files and /healthz then needs 'Authorization: Bearer "
@@ -53,6 +57,8 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0..65535")
+    if args.max_pixels_in_flight < args.max_pixels:
+        parser.error("--max-pixels-in-flight must be at least --max-pixels (a photo must fit the budget)")
     for flag in ("max_batch", "queue_size", "max_pixels"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
@@ -87,7 +93,8 @@ def main(argv=None, prog: str = PROG) -> int:
             backend = ColorizerBackend(colorizer, args.run or "shipped weights")
         warm_up(backend)
         limits = Limits(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size,
-                        timeout_s=args.timeout, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels)
+                        timeout_s=args.timeout, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+                        max_pixels_in_flight=args.max_pixels_in_flight)
         host, port = sock.getsockname()[:2]
         if not is_loopback(args.host) and not args.api_key:
             print(f"{prog}: warning: listening on {args.host}, reachable from other machines, with no key: anyone "

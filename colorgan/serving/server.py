@@ -35,9 +35,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colorgan.config import check_vividness
-from colorgan.data.image_files import encode_image, read_image
-from colorgan.errors import ColorganError, ImageTooLarge
+from colorgan.data.image_files import encode_image, opened_image, read_image
+from colorgan.errors import ColorganError, ImageTooLarge, too_many_pixels
 from colorgan.serving.batching import MicroBatcher, QueueFull
+from colorgan.serving.budget import BudgetTimeout, PixelBudget
 from colorgan.serving.http_inputs import (FORMATS, SIGNATURES, ClientGone, HTTPError, json_body, multipart_file,
                                           predict_request, query_options, read_body)
 
@@ -55,6 +56,7 @@ class Limits:
     timeout_s: float = 30.0
     max_upload_mb: float = 20.0
     max_pixels: int = 40_000_000
+    max_pixels_in_flight: int = 80_000_000  # pixels being decoded, colorized and encoded at once (budget.py)
     body_stall_s: float = 10.0  # an upload with no byte for this long is answered 408 and its connection closed
     body_total_s: float = 60.0  # and one not all sent in this time
 
@@ -147,7 +149,11 @@ class Service:
     """The backend behind its batcher, with the metrics the routes record."""
 
     def __init__(self, backend, limits: Limits):
+        if limits.max_pixels > limits.max_pixels_in_flight:
+            raise ValueError(f"max_pixels ({limits.max_pixels:,}) is over max_pixels_in_flight "
+                             f"({limits.max_pixels_in_flight:,}): such a photo could never be worked on")
         self.backend, self.limits = backend, limits
+        self.budget = PixelBudget(limits.max_pixels_in_flight)
         self.registry = CollectorRegistry()
         self.requests = Counter("colorgan_requests", "HTTP requests by route and status", ["route", "status"],
                                 registry=self.registry)
@@ -162,9 +168,23 @@ class Service:
             lambda: len(self.batcher))
 
     async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
-                       auto_levels: bool = False) -> list:
+                       auto_levels: bool = False, pixels=None) -> list:
         """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
-        finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch."""
+        finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch. All of it
+        inside the pixel budget: pixels(source) counts a source before it is decoded (default: an array's)."""
+        pixels = pixels or (lambda image: int(np.prod(np.shape(image)[:2])))
+        total = sum(pixels(source) for source in sources)
+        if total > self.budget.capacity:
+            raise HTTPError(413, f"the request's photos are {total:,} pixels, over the server's limit of "
+                                 f"{self.budget.capacity:,} in work at once")
+        try:
+            async with self.budget.hold(total, self.limits.timeout_s):
+                return await self._colorize(sources, vividness, load, save, auto_levels)
+        except BudgetTimeout:
+            raise HTTPError(503, f"the server is busy with other large photos (no room within "
+                                 f"{self.limits.timeout_s:g} s): try again shortly", {"Retry-After": "5"}) from None
+
+    async def _colorize(self, sources, vividness, load, save, auto_levels) -> list:
         def prepare(source):
             return self.backend.prepare(load(source) if load else source, vividness, auto_levels)
 
@@ -213,6 +233,14 @@ def given_key(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key", "")
+
+
+def checked_pixels(data: bytes, max_pixels: int) -> int:
+    """An upload's pixels from its header; ImageTooLarge (413) over max_pixels, before anything is decoded."""
+    with opened_image(data, "the uploaded image") as im:
+        if im.size[0] * im.size[1] > max_pixels:
+            raise too_many_pixels("the uploaded image", im.size[0], im.size[1], max_pixels)
+        return im.size[0] * im.size[1]
 
 
 def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=()) -> FastAPI:
@@ -316,7 +344,8 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
         pillow_format, media_type = FORMATS[fmt]
         (encoded,) = await service.colorize(
             [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
-            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels)
+            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels,
+            pixels=lambda data: checked_pixels(data, limits.max_pixels))
         return Response(encoded, media_type=media_type)
 
     def model_action(spec: str) -> str:
