@@ -27,6 +27,9 @@ from colorgan.training.runs import SHIPPED_WEIGHTS, load_generator, model_files
 
 DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
 DEFAULT_RENDER_SIZE = 256  # for a generator saved without its config
+# The full-resolution step works on bands of about this many pixels: its memory per photo is then about
+# 12 bytes per pixel (gray, resized ab, the uint8 output) plus one band's float intermediates.
+FINISH_BAND_PIXELS = 1_000_000
 MAX_PIXELS = 100_000_000  # 100 MP: beyond this an image is refused rather than exhausting memory
 
 
@@ -69,15 +72,19 @@ def model_input(gray, color_space: str, render_size: int, multiple: int, auto_le
     return small * 2.0 - 1.0
 
 
+def gray_and_ab_to_rgb(gray, ab):
+    """Gray [N, H, W, 1] in [0, 1] and ab [N, H, W, 2] at the same size -> RGB [N, H, W, 3] in [0, 1]."""
+    gray = tf.ensure_shape(gray, [None, None, None, 1])
+    return lab_to_rgb(tf.concat([gray_to_l(gray), ab], axis=-1))
+
+
 def recombine(gray, ab_small):
     """Full-size gray [N, H, W, 1] in [0, 1] + predicted ab [N, h, w, 2] -> RGB [N, H, W, 3] in [0, 1].
 
     The ab is resized to the photo's size and put beside the photo's own L: the output's luminance is the input's.
     """
     gray = tf.ensure_shape(gray, [None, None, None, 1])  # one channel, also where the caller cannot say so
-    l_full = gray_to_l(gray)  # [N, H, W, 1], L in [0, 100]
-    ab = tf.image.resize(ab_small, tf.shape(gray)[1:3], method="bilinear")  # [N, H, W, 2]
-    return lab_to_rgb(tf.concat([l_full, ab], axis=-1))
+    return gray_and_ab_to_rgb(gray, tf.image.resize(ab_small, tf.shape(gray)[1:3], method="bilinear"))
 
 
 def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0,
@@ -129,10 +136,6 @@ class Colorizer:
         self.multiple = input_multiple(generator)
         self.render_size = render_size
         self.vividness = vividness
-        self._fn = tf.function(
-            lambda gray, size, vividness, levels: colorize_float(self.generator, gray, self.color_space, size,
-                                                                 self.multiple, vividness, levels),
-            reduce_retracing=True)
         self._prepare_fn = self._predict_fn = self._finish_fn = None  # traced on first use
 
     @classmethod
@@ -158,11 +161,9 @@ class Colorizer:
         vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept
         (the cleaned luminance where denoise or restore is on). auto_levels: None for self.auto_levels.
         """
-        gray, alpha = self.read(image)
-        size = int(render_size or self.render_size)
-        rgb = self._fn(tf.constant(gray[None]), tf.constant(size), tf.constant(self.check_vividness(vividness)),
-                       bool(self.auto_levels if auto_levels is None else auto_levels)).numpy()
-        return to_uint8(rgb[0], alpha)
+        prepared = self.prepare(image, auto_levels, render_size)
+        ab = self.predict_ab(prepared.model_in, np.array([self.check_vividness(vividness)], np.float32))
+        return self.finish(prepared, ab[0])
 
     def read(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """to_float_image, then the clean-up this colorizer was asked for (restore.clean_up)."""
@@ -178,15 +179,16 @@ class Colorizer:
 
     # The same work in three steps, for a server that batches photos of different sizes together: only the
     # network needs a batch of one size, and photos of many sizes share a working size.
-    def prepare(self, image: np.ndarray, auto_levels: bool | None = None) -> "Prepared":
+    def prepare(self, image: np.ndarray, auto_levels: bool | None = None, render_size: int | None = None) -> "Prepared":
         """Image -> its gray, alpha and the network's input [1, h, w, 1] at the working size."""
         gray, alpha = self.read(image)
         if self._prepare_fn is None:
             self._prepare_fn = tf.function(
-                lambda g, levels: model_input(g, self.color_space, self.render_size, self.multiple, levels),
+                lambda g, size, levels: model_input(g, self.color_space, size, self.multiple, levels),
                 reduce_retracing=True)
         levels = bool(self.auto_levels if auto_levels is None else auto_levels)
-        return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None]), levels).numpy())
+        size = tf.constant(int(render_size or self.render_size))
+        return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None]), size, levels).numpy())
 
     def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray) -> np.ndarray:
         """Network inputs [N, h, w, 1] (one working size) and vividness [N] -> predicted ab [N, h, w, 2]."""
@@ -197,11 +199,22 @@ class Colorizer:
         return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32)).numpy()
 
     def finish(self, prepared: "Prepared", ab: np.ndarray) -> np.ndarray:
-        """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size."""
+        """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size.
+
+        The ab is resized to the photo's size once; the Lab -> RGB conversion, whose float intermediates are
+        most of the memory, then runs on bands of rows (FINISH_BAND_PIXELS each): the same pixels as recombine
+        on the whole photo, at a fraction of its peak memory."""
         if self._finish_fn is None:
-            self._finish_fn = tf.function(recombine, reduce_retracing=True)
-        rgb = self._finish_fn(tf.constant(prepared.gray[None]), tf.constant(ab[None])).numpy()[0]
-        return to_uint8(rgb, prepared.alpha)
+            self._finish_fn = tf.function(gray_and_ab_to_rgb, reduce_retracing=True)
+        gray = prepared.gray
+        height, width = gray.shape[:2]
+        ab_full = tf.image.resize(tf.constant(ab[None]), (height, width), method="bilinear")[0]
+        rows = max(1, FINISH_BAND_PIXELS // width)
+        rgb8 = np.empty((height, width, 3), np.uint8)
+        for top in range(0, height, rows):
+            band = self._finish_fn(tf.constant(gray[None, top:top + rows]), ab_full[None, top:top + rows])
+            rgb8[top:top + rows] = np.round(band.numpy()[0] * 255.0).astype(np.uint8)
+        return with_alpha(rgb8, prepared.alpha)
 
 
 def side_by_side_image(gray_source: np.ndarray, colorized: np.ndarray) -> np.ndarray:
