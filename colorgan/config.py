@@ -24,7 +24,7 @@ from colorgan.errors import ColorganError
 
 AUTO = "auto"
 Auto = Literal["auto"]
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DEFAULT_DATA = "data/cifar10-mini"
 
 # Each list of choices, defined once; the modules implementing them import them from here.
@@ -160,6 +160,10 @@ class Config:
                                     interval="[0, inf)")
     colourfulness_weight: float = _opt(0.0, "weight of a colourfulness term on the generated colours: "
                                             "1 - colourfulness / 100", interval="[0, inf)")
+    chroma_weight: float = _opt(0.0, "weight of a chroma-deficit term: per pixel, how much less saturated the "
+                                     "colorized ab is than the true ab (never how much more; losses.chroma_deficit_loss): "
+                                     "counters L1's pale average where the model is sure of a colour's strength",
+                                interval="[0, inf)")
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
                                  "the classification's decoding temperature divided by it; at most 4 (beyond it colours "
                                  "clip at the edge of sRGB)", interval="(0, 4]")
@@ -285,6 +289,8 @@ class Config:
                 yield "image_size", problem
         if self.ab_loss == "classification" and self.color_space != "lab":
             yield "ab_loss", "classification predicts ab bins: it needs --color-space lab"
+        if self.chroma_weight and self.color_space != "lab":
+            yield "chroma_weight", "the chroma of predicted ab: it needs --color-space lab"
         if self.ab_loss == "classification" and self.loss != "l1":
             yield "loss", "--ab-loss classification trains on its cross-entropy instead of a pixel loss"
         if self.rebalance_mix != 0.5 and self.ab_loss != "classification":
@@ -461,8 +467,13 @@ def _from_schema_7(values: dict) -> dict:
     return {"degrade": 0.0, **values}
 
 
+# Schema 8 -> 9: --chroma-weight was added; earlier runs trained without it.
+def _from_schema_8(values: dict) -> dict:
+    return {"chroma_weight": 0.0, **values}
+
+
 MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4,
-              5: _from_schema_5, 6: _from_schema_6, 7: _from_schema_7}  # schema N -> N + 1
+              5: _from_schema_5, 6: _from_schema_6, 7: _from_schema_7, 8: _from_schema_8}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

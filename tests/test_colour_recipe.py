@@ -1,5 +1,5 @@
 """The everyday-colour recipe: a weighted mix of sources (--more-data DIR:W), each scored apart; the perceptual
-term (--perceptual-weight); the adversarial finish on a trained generator (--critic-warmup-epochs, NoGAN)."""
+term (--perceptual-weight); the chroma-deficit term (--chroma-weight); the adversarial finish on a trained generator (--critic-warmup-epochs, NoGAN)."""
 import json
 import subprocess
 import sys
@@ -16,7 +16,7 @@ from colorgan.color.lab import lab_to_rgb, rgb_to_lab
 from colorgan.config import Config, split_weight
 from colorgan.models.efficientnet import perceptual_features
 from colorgan.errors import ColorganError
-from colorgan.training.losses import perceptual_loss
+from colorgan.training.losses import chroma_deficit_loss, perceptual_loss
 from colorgan.data.pipeline import train_dataset
 from colorgan.training.runs import read_history
 from colorgan.training.trainers import build_trainer
@@ -143,6 +143,45 @@ def test_a_trainer_with_the_perceptual_term_keeps_its_network_out_of_the_state()
     gray, target = tf.zeros([4, 32, 32, 1]), tf.fill([4, 32, 32, 2], 0.2)
     model.train_step((gray, target))
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model._perceptual[0].weights))
+
+
+def test_the_chroma_deficit_charges_only_for_colour_too_weak():
+    truth = tf.constant([[[[0.3, 0.4], [0.0, 0.0]]]])            # chroma 0.5, and a gray pixel
+    assert float(chroma_deficit_loss(truth, truth)) == 0.0
+    # paler by 0.3 on the coloured pixel, the gray one right: the mean over the two pixels is 0.15
+    assert float(chroma_deficit_loss(truth, truth * 0.4)) == pytest.approx(0.15, abs=1e-6)
+    # any hue at least as strong costs nothing (hue is L1's job), nor does colour on the gray pixel
+    stronger = tf.constant([[[[-0.6, 0.1], [0.5, -0.5]]]])
+    assert float(chroma_deficit_loss(truth, stronger)) == 0.0
+    assert float(chroma_deficit_loss(tf.zeros_like(truth), stronger)) == 0.0
+    # bfloat16 inputs, inside a tf.function, as in a train step
+    assert float(tf.function(chroma_deficit_loss)(tf.cast(truth, tf.bfloat16), truth * 0.4)) == \
+        pytest.approx(0.15, abs=1e-2)
+
+
+def test_the_chroma_deficit_pushes_a_pale_colour_outward_along_its_own_hue():
+    truth = tf.constant([[[[0.3, 0.4]]]])
+    pale = tf.Variable([[[[0.06, -0.02]]]])
+    with tf.GradientTape() as tape:
+        loss = chroma_deficit_loss(truth, pale)
+    step = -tape.gradient(loss, pale).numpy()[0, 0, 0]
+    direction = pale.numpy()[0, 0, 0] / np.linalg.norm(pale.numpy())
+    np.testing.assert_allclose(step / np.linalg.norm(step), direction, atol=1e-5)   # stronger, same hue
+    assert np.isfinite(step).all()
+
+
+def test_a_run_with_the_chroma_term_records_it_and_resumes(three_sources, tmp_path):
+    red, blue, green = three_sources
+    cfg = tiny_config(data=red, val_split=0.1, more_data=[blue], model="unet-l1", chroma_weight=0.5,
+                      epochs=1, steps_per_epoch=2, val_steps=1, checkpoint_dir=str(tmp_path), run_name="chroma")
+    run = training.train(cfg, verbose=0)
+    assert Config.load(run / "config.json").chroma_weight == 0.5
+    training.resume(run, epochs=2, verbose=0)
+    history = read_history(run / "history.csv")
+    assert len(history) == 2 and all(float(h["g_chroma"]) > 0 for h in history)
+    # the total trained on is L1 + 0.5 chroma
+    assert float(history[1]["g_total"]) == pytest.approx(float(history[1]["g_l1"]) + 0.5 * float(history[1]["g_chroma"]),
+                                                         rel=1e-4)
 
 
 @pytest.fixture(scope="module")

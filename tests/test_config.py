@@ -214,3 +214,13 @@ def test_schema_7_config_is_migrated():
     assert cfg.degrade == 0.0
     assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
         {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
+
+
+def test_schema_8_config_is_migrated():
+    """The shipped config before --chroma-weight: it trained without the chroma term."""
+    old = json.loads((FIXTURES / "config_schema8.json").read_text())
+    assert old["schema"] == 8 and "chroma_weight" not in old
+    cfg = Config.load(FIXTURES / "config_schema8.json")
+    assert cfg.chroma_weight == 0.0
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}

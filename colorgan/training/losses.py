@@ -14,8 +14,9 @@ from colorgan.config import GAN_LOSSES
 LOSS_TITLES = {"g_total": "generator total", "g_gan": "generator adversarial (--gan-loss)",
                "g_l1": "generator L1 (ab/110)", "d": "discriminator (real + fake)",
                "g_class": "generator ab classification (cross-entropy)", "g_colour": "generator colourfulness term",
-               "g_percep": "generator perceptual term (pretrained features)"}
-LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")  # pix2pix's; g_class, g_colour, g_percep where those are trained
+               "g_percep": "generator perceptual term (pretrained features)",
+               "g_chroma": "generator chroma deficit (ab/110)"}
+LOSS_NAMES = ("g_total", "g_gan", "g_l1", "d")  # pix2pix's; g_class, g_colour, g_percep, g_chroma where trained
 ALL_LOSS_NAMES = tuple(LOSS_TITLES)
 
 
@@ -98,6 +99,22 @@ def colourfulness_loss(rgb):
     sigma = _safe_sqrt(ops.var(rg, axis=1) + ops.var(yb, axis=1))
     mu = _safe_sqrt(ops.square(ops.mean(rg, axis=1)) + ops.square(ops.mean(yb, axis=1)))
     return 1.0 - ops.mean(sigma + 0.3 * mu) / 100.0
+
+
+def chroma_deficit_loss(target, generated):
+    """The chroma-deficit term on ab (any one scale, e.g. ab / 110), [N, H, W, 2]: the mean over pixels of
+
+        max(0, |ab_true| - |ab_generated|),   |ab| = sqrt(a^2 + b^2)
+
+    It charges only for colour that is too weak, never for its hue or for too much: L1 alone is minimised by
+    the median of a pixel's plausible colours, which is pale wherever the hue is uncertain; this term pulls
+    the strength toward the truth's where the network is sure a colour is strong, and is zero on gray truth.
+    Unlike the colourfulness term it is per pixel, so a strip of paint at the border cannot pay it off.
+    """
+    target, generated = _f32(target), _f32(generated)
+    true_chroma = _safe_sqrt(ops.sum(ops.square(target), axis=-1))
+    chroma = _safe_sqrt(ops.sum(ops.square(generated), axis=-1))
+    return ops.mean(ops.relu(true_chroma - chroma))
 
 
 def perceptual_loss(features, generated_rgb, true_rgb):

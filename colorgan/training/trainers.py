@@ -17,7 +17,7 @@ from colorgan.config import Config
 from colorgan.models import keras_compat
 from colorgan.models.networks import build_models
 from colorgan.runtime import replicas
-from colorgan.training.losses import (LOSS_NAMES, colourfulness_loss, discriminator_loss, generator_loss,
+from colorgan.training.losses import (LOSS_NAMES, chroma_deficit_loss, colourfulness_loss, discriminator_loss, generator_loss,
                                       gradient_penalty, l1_loss, perceptual_loss)
 from colorgan.training.optimizers import inner_iterations, make_optimizer
 
@@ -55,7 +55,7 @@ class TrainingModel(keras.Model):
 
     def compile(self, g_optimizer, color_space: str = "lab", ab_loss: str = "l1", class_weights=None,
                 colourfulness_weight: float = 0.0, frozen_variables=(), freeze_steps: int = 0,
-                perceptual_weight: float = 0.0, perceptual_features=None, **kwargs):
+                perceptual_weight: float = 0.0, perceptual_features=None, chroma_weight: float = 0.0, **kwargs):
         """class_weights: the rebalancing weights [Q] of --ab-loss classification; frozen_variables: trained
         only after the generator's first `freeze_steps` steps (a pretrained encoder); perceptual_features: the
         frozen feature network of the perceptual term (efficientnet.perceptual_features), needed when its
@@ -64,7 +64,7 @@ class TrainingModel(keras.Model):
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.color_space, self.ab_loss, self.colourfulness_weight = color_space, ab_loss, colourfulness_weight
-        self.perceptual_weight = perceptual_weight
+        self.perceptual_weight, self.chroma_weight = perceptual_weight, chroma_weight
         if perceptual_weight and perceptual_features is None:
             raise ValueError("a perceptual weight needs the perceptual feature network")
         # Kept out of Keras' tracking: frozen ImageNet weights, not part of the trained state or its checkpoints.
@@ -74,7 +74,8 @@ class TrainingModel(keras.Model):
         self.frozen = [id(v) in frozen for v in self.generator.trainable_variables]
         self.freeze_steps = freeze_steps
         names = self.loss_names + (("g_class",) if ab_loss == "classification" else ()) + \
-            (("g_colour",) if colourfulness_weight else ()) + (("g_percep",) if perceptual_weight else ())
+            (("g_colour",) if colourfulness_weight else ()) + (("g_percep",) if perceptual_weight else ()) + \
+            (("g_chroma",) if chroma_weight else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
@@ -95,6 +96,8 @@ class TrainingModel(keras.Model):
             bins = ab_bins()
             terms["g_class"] = classification_loss(output, soft_encode(ops.cast(target, "float32") * AB_SCALE, bins),
                                                    self.class_weights)
+        if self.chroma_weight:
+            terms["g_chroma"] = chroma_deficit_loss(target, fake)
         if self.colourfulness_weight or self.perceptual_weight:
             rgb = from_model_io(gray, fake, self.color_space)
         if self.colourfulness_weight:
@@ -104,8 +107,10 @@ class TrainingModel(keras.Model):
         return fake, terms
 
     def extra_terms(self, terms) -> tf.Tensor:
-        """The colourfulness and perceptual terms, weighted (0 where not trained on)."""
+        """The colourfulness, perceptual and chroma terms, weighted (0 where not trained on)."""
         extra = 0.0
+        if self.chroma_weight:
+            extra = extra + self.chroma_weight * terms["g_chroma"]
         if self.colourfulness_weight:
             extra = extra + self.colourfulness_weight * terms["g_colour"]
         if self.perceptual_weight:
@@ -261,6 +266,7 @@ def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
         common = dict(color_space=cfg.color_space, ab_loss=cfg.ab_loss, class_weights=class_weights,
                       colourfulness_weight=cfg.colourfulness_weight, frozen_variables=encoder_variables(generator),
                       perceptual_weight=cfg.perceptual_weight, perceptual_features=perceptual,
+                      chroma_weight=cfg.chroma_weight,
                       freeze_steps=cfg.freeze_encoder_epochs * (steps_per_epoch or 0), jit_compile=cfg.xla == "on")
         if discriminator is None:
             model = Regressor(generator)
