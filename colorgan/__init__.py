@@ -13,6 +13,11 @@ bundled files' places, the machine's precision and devices, image grids) sit at 
 """
 import importlib
 
+from colorgan import cpu_kernels
+
+# Before anything imports TensorFlow: its oneDNN kernels on x86 CPUs where it leaves them off (cpu_kernels).
+cpu_kernels.choice()
+
 # Lowest first; "colorgan" is the top-level modules. Each sub-package's docstring names what it may import.
 LAYERS = ("colorgan", "color", "data", "models", "training", "inference", "evaluation", "serving", "commands")
 

@@ -300,8 +300,9 @@ class Config:
 
     # ---- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        from colorgan import __version__
-        return {"schema": SCHEMA_VERSION, "colorgan_version": __version__, **dataclasses.asdict(self)}
+        from colorgan import __version__, cpu_kernels
+        return {"schema": SCHEMA_VERSION, "colorgan_version": __version__, "cpu_kernels": cpu_kernels.choice(),
+                **dataclasses.asdict(self)}
 
     def save(self, path: str | os.PathLike) -> None:
         from colorgan.atomic import atomic_write_text
@@ -310,7 +311,8 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
         values = migrate(values)
-        values.pop("colorgan_version", None)  # which colorgan wrote the file: a record, like "schema", not a field
+        for record in ("colorgan_version", "cpu_kernels"):  # who wrote the file, on which kernels: records, not fields
+            values.pop(record, None)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -185,6 +185,8 @@ def main(argv=None, prog: str = PROG) -> int:
             result.update({f"peer_{k}": v for k, v in peer.items() if k in ("framework", "precision", "step_ms",
                                                                               "train_images_per_s")})
             result["train_speedup_vs_peer"] = round(result["train_images_per_s"] / peer["train_images_per_s"], 2)
+    from colorgan import cpu_kernels
+    result["cpu_kernels"] = cpu_kernels.choice()
     if args.json:
         print(json.dumps(result))
     else:

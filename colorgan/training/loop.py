@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from colorgan import cpu_kernels
 from colorgan.atomic import atomic_write_text
 from colorgan.config import AUTO, Config
 from colorgan.data.image_files import GRAY_CHROMA
@@ -73,6 +74,7 @@ def fit(cfg: Config, source: DataSource, run_dir: Path, strategy: tf.distribute.
     log.info("data: %s", source.description)
     log.info("%d training images, %d validation images, %d px, %s, batch %d",
              len(source.train), len(source.val), cfg.image_size, cfg.color_space, cfg.batch_size)
+    log.info("precision %s, XLA %s, CPU kernels: %s", cfg.precision, cfg.xla, cpu_kernels.choice())
     if len(source.train) < cfg.batch_size:
         log.warning("only %d training images for batch size %d", len(source.train), cfg.batch_size)
     if strategy.num_replicas_in_sync > 1:
