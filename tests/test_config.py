@@ -81,7 +81,8 @@ FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
 def test_auto_is_written_one_way():
     """Every field that can be worked out is "auto" by default, in Python, on the command line and in JSON."""
-    from colorgan.config import AUTO, V1_AUTO_ZERO, allows_auto, field_types
+    from colorgan.config import AUTO, allows_auto, field_types
+    from colorgan.config_schema import V1_AUTO_ZERO
     auto_fields = [name for name, kind in field_types().items() if allows_auto(kind)]
     assert set(auto_fields) >= {"image_size", "batch_size", "steps_per_epoch", "val_steps", "d_lr", "decay_epochs"}
     assert all(getattr(Config(), name) == AUTO for name in auto_fields)
@@ -217,10 +218,10 @@ def test_schema_7_config_is_migrated():
 
 
 def test_schema_8_config_is_migrated():
-    """The shipped config before --chroma-weight: it trained without the chroma term."""
+    """The shipped config before --chroma-weight and --hints: it trained with neither."""
     old = json.loads((FIXTURES / "config_schema8.json").read_text())
-    assert old["schema"] == 8 and "chroma_weight" not in old
+    assert old["schema"] == 8 and "chroma_weight" not in old and "hints" not in old
     cfg = Config.load(FIXTURES / "config_schema8.json")
-    assert cfg.chroma_weight == 0.0
+    assert (cfg.chroma_weight, cfg.hints) == (0.0, False)
     assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
         {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}

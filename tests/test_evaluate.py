@@ -166,11 +166,22 @@ def test_limit_scores_images_spread_over_the_split(two_runs):
     assert limited["images"] == 8 and limited["rows"] == spread["rows"] != first["rows"]
 
 
+class GeneratorSpy:
+    """A generator that hands each input it is given to `note` first (its input shape is the generator's)."""
+
+    def __init__(self, generator, note):
+        self.generator, self.note, self.input_shape = generator, note, generator.input_shape
+
+    def __call__(self, x, training):
+        self.note(x)
+        return self.generator(x, training=training)
+
+
 def test_size_scores_every_run_at_one_size_with_the_network_at_its_own(two_runs, tmp_path):
     run = load_run(two_runs[1])
     seen = []
     generator = run.generator
-    run.generator = lambda x, training: seen.append(tuple(x.shape[1:3])) or generator(x, training=training)
+    run.generator = GeneratorSpy(generator, lambda x: seen.append(tuple(x.shape[1:3])))
     rng = np.random.default_rng(0)
     examples = tf.constant(rng.integers(0, 256, (3, 64, 64, 4)), tf.uint8)
     out = evaluation.colorize_examples(run, examples, [1.0, 2.0])
@@ -209,7 +220,7 @@ def test_degrade_scores_the_colour_the_network_gives_old_photo_versions(two_runs
     assert old["rows"][run.name] != clean["rows"][run.name]
     seen = []
     generator = run.generator
-    run.generator = lambda x, training: seen.append(x) or generator(x, training=training)
+    run.generator = GeneratorSpy(generator, seen.append)
     examples = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 4)), tf.uint8)
     damaged = tf.fill([2, 32, 32, 1], 0.5)
     out = evaluation.colorize_examples(run, examples, None, damaged)

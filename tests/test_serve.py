@@ -151,7 +151,9 @@ def test_auto_levels_colours_a_faded_photo_as_the_colorizer_does_and_keeps_its_l
 @pytest.mark.parametrize("query, words", [("format=gif", ["format"]), ("vividness=abc", ["vividness"]),
                                           ("auto_levels=maybe", ["auto_levels"]),
                                           ("vividness=-1", ["(0, 4]"]), ("vividness=inf", ["finite"]),
-                                          ("size=3", ["unknown parameter"])])
+                                          ("size=3", ["unknown parameter"]), ("hints=1,2", ["x,y,color"]),
+                                          ("hints=1,2,blurple", ["colour"]),
+                                          ("hints=1,1,red", ["trained without --hints"])])
 def test_bad_parameters_are_400(client, query, words):
     assert_error(client.post(f"/v1/colorize?{query}", content=encode(np.zeros((8, 8, 3), np.uint8))), 400, *words)
 

@@ -36,6 +36,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--restore", action="store_true",
                         help="old photos: fill dust specks and thin scratches before colorizing (OpenCV's "
                              "inpainting of small spots far from their smooth surroundings); off by default")
+    parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOR",
+                        help="a point of known colour, for a model trained with --hints (repeatable): X,Y in the "
+                             "photo's pixels (integers) or as fractions of its width and height (0.5,0.25); COLOR "
+                             "as #rrggbb or a CSS name; its luminance is ignored. Applies to every photo given")
+    parser.add_argument("--hints-file", metavar="JSON",
+                        help='hints per photo: {"photo.jpg": ["120,80,red", {"x": 0.5, "y": 0.2, "color": "#2a6e3f"}]} '
+                             "(names as given or file names)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="also write NAME_side_by_side: the original in gray | colorized")
     parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
@@ -70,11 +77,24 @@ def main(argv=None, prog: str = PROG) -> int:
         raise ColorganError("give --run or --model, not both")
     from colorgan.inference.files import colorize_jobs, find_jobs
     jobs = find_jobs(args.inputs)  # a mistyped name fails at once, not after TensorFlow and the model load
+    hints = read_hints(args)
     import_tensorflow_quietly()
     from colorgan.inference.colorizer import Colorizer
 
     colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness,
                                auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore)
+    if hints and not colorizer.takes_hints:
+        raise ColorganError("--hint/--hints-file: this model was trained without --hints; it cannot take colour hints")
     failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
-                           temporal_smoothing=args.temporal_smoothing)
+                           temporal_smoothing=args.temporal_smoothing, hints=hints)
     return 1 if failed else 0
+
+
+def read_hints(args: argparse.Namespace):
+    """--hint and --hints-file -> None, or a function from an input file to its hints (checked before loading)."""
+    from colorgan.inference.hints import hints_for, load_hints_file, parse_hints
+    everywhere = parse_hints(args.hint)
+    by_name = load_hints_file(args.hints_file) if args.hints_file else {}
+    if not everywhere and not by_name:
+        return None
+    return lambda photo: everywhere + hints_for(photo, by_name)

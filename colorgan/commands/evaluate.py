@@ -49,8 +49,23 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
                              "strength S in [0, 1] (colorgan.data.degrade.old_photo, seeded by the photo's index: the "
                              "same damage for every run); the output keeps the clean photo's L, so the score is "
                              "the colour's, beside the clean gray photo's (default: 0, clean)")
+    parser.add_argument("--hints", type=hint_count_type, default=0, metavar="N",
+                        help="runs trained with --hints see N colour hints per photo, drawn from its true colours "
+                             "(each the mean of a small patch, the same points for every run); other runs see none "
+                             "(default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def hint_count_type(text: str) -> int:
+    """argparse type of --hints: a whole number from 0 to 256."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} is not from 0 to 256")
+    return value
 
 
 def strength_type(text: str) -> float:
@@ -202,9 +217,10 @@ def score(args, runs, data: str | None, set_name: str | None, classifier, vividn
             images, description = eval_images(eval_config(run))
         first_images = first_images if first_images is not None else images
         result = evaluate_run(run, images, args.limit, classifier=classifier, progress=not args.no_progress,
-                              vividness=vividness, size=args.size, degrade=args.degrade)
+                              vividness=vividness, size=args.size, degrade=args.degrade, hints=args.hints)
         result["data"] = description + (f"; the network saw them as old photos (--degrade {args.degrade:g})"
-                                        if args.degrade else "")
+                                        if args.degrade else "") + \
+            (f"; {args.hints} colour hints per photo from its truth" if result["hints"] else "")
         results.append(result)
         if not args.compare:
             out = report_root(args, runs, run) / (set_name or "")

@@ -93,7 +93,7 @@ def bench_step(cfg: Config, steps: int, warmup: int) -> dict:
     train_function = model.train_function  # what fit calls each step
     train_s = _timed(lambda: train_function(batches), warmup, steps)
 
-    infer = tf.function(lambda x: model.generator(x, training=False), jit_compile=cfg.xla == "on")
+    infer = tf.function(lambda x: model(x, training=False), jit_compile=cfg.xla == "on")
     infer_s = _timed(lambda: infer(gray), warmup, steps)
     return {"framework": "colorgan", "image_size": size, "batch_size": batch, "precision": cfg.precision,
             "xla": cfg.xla, "step_ms": round(train_s * 1000, 1),

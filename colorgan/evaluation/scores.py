@@ -30,6 +30,7 @@ from colorgan.errors import ColorganError
 from colorgan.evaluation import metrics
 from colorgan.evaluation.classifier import DEFAULT_DIR as DEFAULT_CLASSIFIER_DIR
 from colorgan.evaluation.classifier import FrozenClassifier
+from colorgan.models.networks import hint_channels
 from colorgan.progress import progress_bar
 from colorgan.training.losses import ALL_LOSS_NAMES, LOSS_TITLES, l1_loss
 from colorgan.training.runs import Run, read_history
@@ -52,16 +53,21 @@ def eval_images(cfg: Config) -> tuple[ImageSet, str]:
     return source.val, source.description
 
 
-def colorize_examples(run: Run, examples, vividness=None, seen_gray=None) -> dict:
+HINT_SEED = 0x41  # evaluate.py --hints N: the points drawn for a batch depend on this and its first photo's index
+
+
+def colorize_examples(run: Run, examples, vividness=None, seen_gray=None, hints: int = 0, first: int = 0) -> dict:
     """uint8 [N, S, S, 4] (RGB + gray) -> float RGB in [0, 1]: truth, gray baseline and the run's colorization,
     under "model" at the run's vividness, or under ("model", v) for each v of `vividness` (the network runs once).
 
     At S other than the run's training size the network works at its own size and its ab is resized to S and
     recombined with the L at S (inference.recombine, the Colorizer's way). seen_gray: what the network sees
     instead of the clean gray (an old-photo version, [N, S, S, 1] in [0, 1]); the output keeps the clean
-    gray's L, so the score is the colour's alone."""
+    gray's L, so the score is the colour's alone. hints: a --hints model sees this many points drawn from the
+    truth (color.hints.simulate_hints, seeded by HINT_SEED and `first`, the batch's first index); others none."""
     from colorgan.inference.colorizer import model_input, recombine
-    from colorgan.models.networks import input_multiple
+    from colorgan.color.hints import simulate_hints
+    from colorgan.models.networks import hint_channels, input_multiple, with_hints
     x = tf.cast(examples, tf.float32) / 255.0
     truth = x[..., :3]
     seen_gray = x[..., 3:] if seen_gray is None else seen_gray
@@ -70,13 +76,22 @@ def colorize_examples(run: Run, examples, vividness=None, seen_gray=None) -> dic
     out = {TRUTH: truth, GRAY: gray_from_model_input(model_in, cs)}
     levels = [(name, run.config.vividness if name == "model" else name[1])
               for name in (["model"] if vividness is None else [("model", v) for v in vividness])]
+
+    def hint_map(model_in):
+        if not hints or not hint_channels(run.generator):
+            return None
+        seen_truth = tf.image.resize(truth, tf.shape(model_in)[1:3], antialias=True)
+        ab = to_model_io(seen_truth, tf.image.rgb_to_grayscale(seen_truth), "lab")[1]
+        return simulate_hints(ab, tf.constant([HINT_SEED, first]), count=hints)
+
     if examples.shape[1] == run.config.image_size:
-        pred = run.generator(to_model_io(truth, seen_gray, cs)[0], training=False)
+        seen_in = to_model_io(truth, seen_gray, cs)[0]
+        pred = run.generator(with_hints(run.generator, seen_in, hint_map(seen_in)), training=False)
         for name, v in levels:
             out[name] = from_model_io(model_in, decode(pred, cs, v), cs)
         return out
     small = model_input(seen_gray, cs, run.config.image_size, input_multiple(run.generator))
-    pred = run.generator(small, training=False)
+    pred = run.generator(with_hints(run.generator, small, hint_map(small)), training=False)
     for name, v in levels:
         out[name] = recombine(x[..., 3:], predicted_ab(pred, cs, v))
     return out
@@ -96,12 +111,14 @@ class _Accumulator:
 
 def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch_size: int = 100,
                  classifier: FrozenClassifier | None = None, progress: bool = True,
-                 vividness: list[float] | None = None, size: int | None = None, degrade: float = 0.0) -> dict:
+                 vividness: list[float] | None = None, size: int | None = None, degrade: float = 0.0,
+                 hints: int = 0) -> dict:
     """Metrics of run and of the gray baseline over `images` (default: the run's evaluation split), at `size`
     px (default: the run's training size).
 
     degrade: the network sees each photo made an old photo at this strength (degrade.old_photos, seeded by
     the photo's index: the same damage for every model); the gray baseline is the clean photo's.
+    hints: a --hints model sees this many colour hints per photo, drawn from its truth (the same for every run).
 
     The run's row is at its own vividness (config.json), or at the first of `vividness`; with several
     values, result["frontier"] holds a row per value: how PSNR and colourfulness trade as colour grows.
@@ -128,7 +145,7 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
             from colorgan.data.degrade import old_photos
             seen_gray = old_photos(tf.cast(examples[..., 3:], tf.float32) / 255.0, degrade,
                                    tf.range(seen, seen + len(examples)))
-        out = colorize_examples(run, examples, levels, seen_gray)
+        out = colorize_examples(run, examples, levels, seen_gray, hints, seen)
         truth = out[TRUTH]
         acc.add(TRUTH, "colourfulness", metrics.colourfulness(truth))
         for name in [GRAY] + models:
@@ -155,7 +172,8 @@ def evaluate_run(run: Run, images: ImageSet | None = None, limit: int = 0, batch
 
     rows = {run.name: row_of(models[0]), GRAY: row_of(GRAY), TRUTH: row_of(TRUTH)}
     result = {"run": str(run.directory), "data": description or "given images", "images": seen,
-              "image_size": size, "working_size": run.config.image_size, "model": run.config.model, "vividness": levels[0], "degrade": degrade, "rows": rows,
+              "image_size": size, "working_size": run.config.image_size, "model": run.config.model, "vividness": levels[0], "degrade": degrade,
+              "hints": hints if hint_channels(run.generator) else 0, "rows": rows,
               "notes": [f"psnr: per image, capped at {PSNR_CAP_DB:.0f} dB, then averaged", "ssim, psnr: RGB in [0, 1]",
                         "auc: ab within t of the truth, t = 0..150 (Zhang et al. 2016)"]}
     if len(levels) > 1:

@@ -21,7 +21,7 @@ from colorgan.color.chroma import predicted_ab
 from colorgan.color.lab import gray_to_l, lab_to_rgb, rgb_to_gray
 from colorgan.config import AUTO, Config, check_vividness
 from colorgan.errors import ColorganError, too_many_pixels
-from colorgan.models.networks import input_multiple
+from colorgan.models.networks import hint_channels, input_multiple, with_hints
 from colorgan.runtime import inference_in_float32
 from colorgan.training.runs import SHIPPED_WEIGHTS, load_generator, model_files
 
@@ -94,7 +94,8 @@ def colorize_float(generator, gray, color_space: str, render_size: int, multiple
     vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
     ([N, 1, 1, 1]).
     """
-    output = generator(model_input(gray, color_space, render_size, multiple, auto_levels), training=False)
+    output = generator(with_hints(generator, model_input(gray, color_space, render_size, multiple, auto_levels)),
+                       training=False)
     return recombine(gray, predicted_ab(output, color_space, vividness))
 
 
@@ -155,15 +156,31 @@ class Colorizer:
                    vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels, denoise, restore)
 
     def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None,
-                 auto_levels: bool | None = None) -> np.ndarray:
+                 auto_levels: bool | None = None, hints=None) -> np.ndarray:
         """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha).
 
         vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept
         (the cleaned luminance where denoise or restore is on). auto_levels: None for self.auto_levels.
+        hints: points of known colour for a --hints model, Hints or specs such as "120,80,red"
+        (colorgan.inference.hints).
         """
         prepared = self.prepare(image, auto_levels, render_size)
-        ab = self.predict_ab(prepared.model_in, np.array([self.check_vividness(vividness)], np.float32))
+        ab = self.predict_ab(prepared.model_in, np.array([self.check_vividness(vividness)], np.float32),
+                             self.hint_map(prepared, hints))
         return self.finish(prepared, ab[0])
+
+    @property
+    def takes_hints(self) -> bool:
+        return hint_channels(self.generator) > 0
+
+    def hint_map(self, prepared: "Prepared", hints) -> np.ndarray | None:
+        """User hints on a prepared photo -> the network's hint channels [1, h, w, 3] (None without hints)."""
+        if not hints:
+            return None
+        if not self.takes_hints:
+            raise ColorganError("this model was trained without --hints: it cannot take colour hints")
+        from colorgan.inference.hints import hint_map, parse_hints
+        return hint_map(parse_hints(list(hints)), prepared.gray.shape[:2], prepared.model_in.shape[1:3])[None]
 
     def read(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """to_float_image, then the clean-up this colorizer was asked for (restore.clean_up)."""
@@ -190,13 +207,18 @@ class Colorizer:
         size = tf.constant(int(render_size or self.render_size))
         return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None]), size, levels).numpy())
 
-    def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray) -> np.ndarray:
-        """Network inputs [N, h, w, 1] (one working size) and vividness [N] -> predicted ab [N, h, w, 2]."""
+    def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """Network inputs [N, h, w, 1] (one working size), vividness [N] and, for a --hints model, hint channels
+        [N, h, w, 3] (None: no hints) -> predicted ab [N, h, w, 2]."""
         if self._predict_fn is None:
             self._predict_fn = tf.function(
-                lambda x, v: predicted_ab(self.generator(x, training=False), self.color_space, v[:, None, None, None]),
+                lambda x, v, h: predicted_ab(self.generator(x if h is None else tf.concat([x, h], -1), training=False),
+                                             self.color_space, v[:, None, None, None]),
                 reduce_retracing=True)
-        return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32)).numpy()
+        if hints is None and self.takes_hints:
+            hints = np.zeros(model_in.shape[:3] + (hint_channels(self.generator),), np.float32)
+        return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32),
+                                None if hints is None else tf.constant(hints, tf.float32)).numpy()
 
     def finish(self, prepared: "Prepared", ab: np.ndarray) -> np.ndarray:
         """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size.

@@ -40,6 +40,7 @@ from colorgan.config import QUANTIZE
 from colorgan.errors import ColorganError
 from colorgan.inference.colorizer import Colorizer, to_float_image
 from colorgan.inference.export import INFO_FILE, export_saved_model, float32_generator, saved_model_info
+from colorgan.models.networks import hint_channels, with_hints
 
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 ONNX_OPSET = 17  # set, not left to tf2onnx; every onnxruntime the [export] extra allows (>= 1.19) runs it
@@ -122,8 +123,11 @@ def tflite_model(colorizer: Colorizer, path: Path, quantize: str = "none") -> No
         # TensorFlow's path for Keras 3: ExportArchive -> SavedModel -> converter (a concrete function of a
         # Keras 3 model converts without its variables).
         archive = keras.export.ExportArchive()  # no track(): the endpoint tracks its variables (once)
-        archive.add_endpoint("serve", functools.partial(generator.__call__, training=False),
-                             input_signature=[NETWORK_INPUT])
+        network = functools.partial(generator.__call__, training=False)
+        if hint_channels(generator):  # the hint channels are not inputs of these files yet: no hints
+            archive.track(generator)
+            network = lambda x: generator(with_hints(generator, x), training=False)  # noqa: E731
+        archive.add_endpoint("serve", network, input_signature=[NETWORK_INPUT])
         archive.write_out(saved_model, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -150,7 +154,7 @@ def onnx_model(colorizer: Colorizer, path: Path) -> None:
     tf2onnx = _import_tf2onnx()
     import onnx
     generator = float32_generator(colorizer.generator)
-    network = tf.function(lambda x: generator(x, training=False))
+    network = tf.function(lambda x: generator(with_hints(generator, x), training=False))  # no hints (yet)
     proto, _ = tf2onnx.convert.from_function(network, input_signature=[NETWORK_INPUT], opset=ONNX_OPSET)
     # tf2onnx names the output after the graph's last op (Identity:0): give it the name colorgan.json says
     (old,) = [o.name for o in proto.graph.output]

@@ -57,9 +57,9 @@ def side_by_side_path(rel: Path) -> Path:
     return rel.with_name(f"{rel.stem}_side_by_side{rel.suffix}")
 
 
-def colorize_photo(colorizer, src: Path, dst: Path, side_by_side: Path | None = None) -> None:
+def colorize_photo(colorizer, src: Path, dst: Path, side_by_side: Path | None = None, hints=()) -> None:
     image = read_image(src)
-    result = colorizer.colorize(image)
+    result = colorizer.colorize(image, hints=hints)
     write_image(dst, result)
     if side_by_side:
         from colorgan.inference.colorizer import side_by_side_image  # TensorFlow: loaded once the inputs are found
@@ -85,8 +85,11 @@ def find_jobs(inputs: list[str]) -> list[tuple[Path, Path]]:
 
 
 def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.PathLike, side_by_side: bool = False,
-                  temporal_smoothing: float = DEFAULT_SMOOTHING) -> list[tuple[Path, str]]:
-    """colorize_paths for the (file, output path relative to out_dir) pairs that find_jobs gives."""
+                  temporal_smoothing: float = DEFAULT_SMOOTHING, hints=None) -> list[tuple[Path, str]]:
+    """colorize_paths for the (file, output path relative to out_dir) pairs that find_jobs gives.
+
+    hints: None, or a function from an input file to its colour hints (colorgan.inference.hints; photos only).
+    """
     out_dir = Path(out_dir)
     failed = []
     videos = sum(is_video(src) for src, _ in jobs)
@@ -94,10 +97,13 @@ def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.Pa
         for src, rel in progress_bar(jobs, unit="file", disable=len(jobs) < 2, desc="colorizing"):
             pair = out_dir / side_by_side_path(rel) if side_by_side else None
             try:
+                photo_hints = hints(src) if hints else []
                 if is_video(src):
+                    if photo_hints:
+                        raise ColorganError(f"{src}: colour hints apply to photos, not yet to videos")
                     colorize_video(colorizer, src, out_dir / rel, temporal_smoothing, side_by_side=pair)
                 else:
-                    colorize_photo(colorizer, src, out_dir / rel, side_by_side=pair)
+                    colorize_photo(colorizer, src, out_dir / rel, side_by_side=pair, hints=photo_hints)
             except ColorganError as e:
                 failed.append((src, str(e)))
                 log.warning("skipped %s", e)

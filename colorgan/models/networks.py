@@ -12,6 +12,7 @@ import math
 import keras
 from keras import layers
 
+from colorgan.color.hints import HINT_CHANNELS
 from colorgan.config import NORMS, Config, unet_depth
 
 MAX_FILTERS_MULT = 8  # channels grow 64, 128, 256, 512 and stay at 512
@@ -178,13 +179,37 @@ ENCODER_NAME = "pretrained_encoder"
 EFFNET_DECODER_FILTERS = (256, 128, 64, 32)  # decoder blocks from stride 32 up to stride 2
 
 
+def hint_branch(x, hints, stride: int, name: str):
+    """x + the user hints seen at x's scale: a zero-initialised, bias-free 3x3 convolution of the hints pooled by
+    `stride` (their mean ab where any hint falls, and whether one does). Zero hints add exactly zero, and at the
+    start of training the branch adds nothing whatever the hints: the network it joins is undisturbed."""
+    ab, mask = hints[..., :2], hints[..., 2:]
+    if stride > 1:
+        pool = layers.AveragePooling2D(stride, name=f"{name}_mean")
+        summed, share = pool(ab * mask), pool(mask)
+        ab = summed / (share + 1e-6)
+        mask = layers.MaxPooling2D(stride, name=f"{name}_any")(mask)
+    seen = layers.Concatenate(name=f"{name}_in")([ab, mask])
+    conv = layers.Conv2D(x.shape[-1], 3, padding="same", use_bias=False, kernel_initializer="zeros", name=name)
+    return layers.Add(name=f"{name}_add")([x, conv(seen)])
+
+
+def split_hints(inputs, hints: bool):
+    """(gray [.., 1], hints [.., 3] or None) of a generator's input tensor."""
+    return (inputs[..., :1], inputs[..., 1:]) if hints else (inputs, None)
+
+
 def EffNetGenerator(out_channels: int = 2, dropout: float = 0.5, norm: str = "batch", synchronized: bool = False,
-                    logits: bool = False, weights="imagenet") -> keras.Model:
+                    logits: bool = False, weights="imagenet", hints: bool = False) -> keras.Model:
     """A U-Net decoder on EfficientNet-Lite0 pretrained on ImageNet (efficientnet.py): skips at strides 2-32.
 
     The gray input (L/50 - 1) enters the encoder as three equal channels in its own input scaling. The
     encoder's BatchNorm layers keep ImageNet's statistics (always in inference mode): small colorization
     batches would otherwise replace them with noisy ones. Sides must be multiples of 32.
+
+    hints: the input has the three hint channels (colorgan.color.hints) after the gray one; they join the decoder
+    at each of its five scales (hint_branch) and never the pretrained encoder, whose ImageNet weights stay as
+    they are.
     """
     from colorgan.models.efficientnet import BLOCK_OUTPUT_LAYERS, efficientnet_lite0, preprocess_gray
     from colorgan.models.keras_compat import walk_layers
@@ -195,14 +220,34 @@ def EffNetGenerator(out_channels: int = 2, dropout: float = 0.5, norm: str = "ba
     for layer in walk_layers(encoder):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
-    inputs = keras.Input(shape=(None, None, 1), name="gray")  # [B, S, S, 1]
-    skips = encoder(preprocess_gray(inputs))  # [B, S/2 .. S/32, S/2 .. S/32, 16 .. 1280]
+    inputs = keras.Input(shape=(None, None, 1 + HINT_CHANNELS * hints), name="gray")  # [B, S, S, 1 (+ 3)]
+    gray, hint_map = split_hints(inputs, hints)
+    skips = encoder(preprocess_gray(gray))  # [B, S/2 .. S/32, S/2 .. S/32, 16 .. 1280]
     x = skips[-1]
     for i, (f, skip) in enumerate(zip(EFFNET_DECODER_FILTERS, reversed(skips[:-1]))):
+        if hints:
+            x = hint_branch(x, hint_map, 32 // 2 ** i, name=f"hints{i + 1}")
         x = upsample(f, apply_dropout=i < 3, dropout=dropout, norm=norm, synchronized=synchronized,
                      name=f"up{i + 1}")(x)  # doubles the size, f channels
         x = layers.Concatenate(name=f"skip{i + 1}")([x, skip])
+    if hints:
+        x = hint_branch(x, hint_map, 2, name="hints5")
     return keras.Model(inputs, to_color(x, out_channels, logits), name="effnet_unet_generator")
+
+
+def hint_channels(generator: keras.Model) -> int:
+    """How many hint channels a generator takes beside the gray one: 3 for a --hints model, else 0."""
+    return int(generator.input_shape[-1]) - 1
+
+
+def with_hints(generator: keras.Model, gray, hints=None):
+    """The generator's input for gray [N, h, w, 1] (TF ops): gray itself for a model without hints; for a hint
+    model gray + `hints` [N, h, w, 3] (colorgan.color.hints), or + no hints (zeros) when none are given."""
+    if not hint_channels(generator):
+        return gray
+    from colorgan.color.hints import no_hints
+    hints = no_hints(gray) if hints is None else hints
+    return keras.ops.concatenate([gray, keras.ops.cast(hints, gray.dtype)], axis=-1)
 
 
 def input_multiple(model: keras.Model) -> int:
@@ -232,13 +277,14 @@ def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
     out = len(ab_bins()) if logits else target_channels(cfg.color_space)
     with precision_policy(cfg.precision):
         if cfg.model == "autoencoder":
-            generator = Autoencoder(cfg.image_size, 1, out, cfg.base_filters, cfg.skip_connections,
+            generator = Autoencoder(cfg.image_size, 1 + HINT_CHANNELS * cfg.hints, out, cfg.base_filters, cfg.skip_connections,
                                     norm=cfg.norm, synchronized=sync, logits=logits)
         elif cfg.generator == "effnet-lite0":
-            generator = EffNetGenerator(out, dropout=cfg.g_dropout, norm=cfg.norm, synchronized=sync, logits=logits)
-        else:
-            generator = Generator(cfg.image_size, 1, out, cfg.base_filters, norm=cfg.norm, dropout=cfg.g_dropout,
-                                  synchronized=sync, logits=logits)
+            generator = EffNetGenerator(out, dropout=cfg.g_dropout, norm=cfg.norm, synchronized=sync, logits=logits,
+                                        hints=cfg.hints)
+        else:  # the U-Net takes hints at its input, as Zhang et al.'s network does
+            generator = Generator(cfg.image_size, 1 + HINT_CHANNELS * cfg.hints, out, cfg.base_filters, norm=cfg.norm,
+                                  dropout=cfg.g_dropout, synchronized=sync, logits=logits)
         if not has_gpu():
             use_matmul_for_small_inputs(generator)  # oneDNN is slow on the innermost maps (fastconv.py)
         discriminator = None

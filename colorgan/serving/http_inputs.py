@@ -121,12 +121,14 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
     return bytes(files[0]["data"])
 
 
-QUERY_OPTIONS = ("format", "vividness", "auto_levels")
+QUERY_OPTIONS = ("format", "vividness", "auto_levels", "hints")
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None, bool]:
-    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels)."""
+def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None, bool, list]:
+    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels, colour hints).
+
+    hints: X,Y,COLOR points separated by ';' (colorgan.inference.hints), e.g. hints=120,80,red;0.5,0.5,%232a6e3f."""
     unknown = set(request.query_params) - set(QUERY_OPTIONS)
     if unknown:
         raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: {', '.join(QUERY_OPTIONS)})")
@@ -137,7 +139,18 @@ def query_options(request: Request, default_format: str = "png") -> tuple[str, f
     if levels not in BOOLEANS:
         raise HTTPError(400, f"auto_levels must be 1 or 0 (true or false), got {levels[:20]!r}")
     vividness = request.query_params.get("vividness")
-    return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels]
+    return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels], \
+        hints_of(request.query_params.get("hints", ""))
+
+
+def hints_of(text: str) -> list:
+    """The hints query parameter -> Hints (a 400 for a malformed one)."""
+    from colorgan.inference.hints import parse_hints
+    specs = [s for s in text.split(";") if s.strip()]
+    try:
+        return parse_hints(specs)
+    except ColorganError as e:
+        raise HTTPError(400, str(e)) from None
 
 
 def vividness_of(value: Any) -> float:

@@ -70,14 +70,22 @@ class ColorizerBackend:
         self.colorizer, self.name = colorizer, name
         self.vividness = float(colorizer.vividness)
 
-    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
+    @property
+    def hints(self) -> bool:
+        return self.colorizer.takes_hints
+
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=()):
         v = self.colorizer.check_vividness(vividness)
         prepared = self.colorizer.prepare(image, auto_levels)
-        return prepared.model_in.shape[1:3], (prepared, v)
+        return prepared.model_in.shape[1:3], (prepared, v, self.colorizer.hint_map(prepared, hints))
 
     def run(self, jobs: list) -> list:
-        model_in = np.concatenate([p.model_in for p, _ in jobs])  # [N, h, w, 1]
-        return list(self.colorizer.predict_ab(model_in, np.array([v for _, v in jobs], np.float32)))
+        model_in = np.concatenate([p.model_in for p, _, _ in jobs])  # [N, h, w, 1]
+        hints = None
+        if self.hints:  # a hint model: each photo's hint channels, zeros for a photo without hints
+            hints = np.concatenate([h if h is not None else np.zeros(p.model_in.shape[:3] + (3,), np.float32)
+                                    for p, _, h in jobs])
+        return list(self.colorizer.predict_ab(model_in, np.array([v for _, v, _ in jobs], np.float32), hints))
 
     def finish(self, job, result) -> np.ndarray:
         return self.colorizer.finish(job[0], result)
@@ -87,6 +95,7 @@ class SavedModelBackend:
     """An exported SavedModel (what TF Serving would load), called through its signatures: photos batched
     when they share size and vividness."""
     auto_levels = False  # the signatures take the photo as it is
+    hints = False  # the exported signatures take no hints yet
 
     def __init__(self, version_dir: str | Path):
         import tensorflow as tf
@@ -105,11 +114,14 @@ class SavedModelBackend:
         self.name = str(version_dir)
         self.vividness = float(saved_model_info(version_dir).get("vividness", 1.0))
 
-    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False):
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=()):
         from colorgan.inference.colorizer import to_float_image
         if auto_levels:  # the exported signatures take the photo as it is
             raise ColorganError("auto_levels needs the model itself (serve.py --run or the shipped weights), "
                                 "not an exported SavedModel")
+        if hints:
+            raise ColorganError("colour hints need a model trained with --hints (serve.py --run), not an exported "
+                                "SavedModel")
         if vividness is not None:
             vividness = check_vividness(vividness)
         image, alpha = np.asarray(image), None
@@ -168,7 +180,7 @@ class Service:
             lambda: len(self.batcher))
 
     async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
-                       auto_levels: bool = False, pixels=None) -> list:
+                       auto_levels: bool = False, pixels=None, hints=()) -> list:
         """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
         finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch. All of it
         inside the pixel budget: pixels(source) counts a source before it is decoded (default: an array's)."""
@@ -179,14 +191,14 @@ class Service:
                                  f"{self.budget.capacity:,} in work at once")
         try:
             async with self.budget.hold(total, self.limits.timeout_s):
-                return await self._colorize(sources, vividness, load, save, auto_levels)
+                return await self._colorize(sources, vividness, load, save, auto_levels, hints)
         except BudgetTimeout:
             raise HTTPError(503, f"the server is busy with other large photos (no room within "
                                  f"{self.limits.timeout_s:g} s): try again shortly", {"Retry-After": "5"}) from None
 
-    async def _colorize(self, sources, vividness, load, save, auto_levels) -> list:
+    async def _colorize(self, sources, vividness, load, save, auto_levels, hints) -> list:
         def prepare(source):
-            return self.backend.prepare(load(source) if load else source, vividness, auto_levels)
+            return self.backend.prepare(load(source) if load else source, vividness, auto_levels, hints)
 
         def finish(job, result):
             out = self.backend.finish(job, result)
@@ -331,11 +343,12 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
     async def info():
         return {"model": backend.name, "vividness": backend.vividness, "max_upload_mb": limits.max_upload_mb,
                 "needs_key": bool(api_keys),
-                "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels}
+                "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels,
+                "hints": backend.hints}
 
     @app.post("/v1/colorize")
     async def colorize(request: Request):
-        fmt, vividness, auto_levels = query_options(request)
+        fmt, vividness, auto_levels, hints = query_options(request)
         body = await read_body(request, int(limits.max_upload_mb * 1_000_000), limits.body_stall_s,
                                limits.body_total_s)
         content_type = request.headers.get("content-type", "")
@@ -344,7 +357,7 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
         pillow_format, media_type = FORMATS[fmt]
         (encoded,) = await service.colorize(
             [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
-            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels,
+            save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels, hints=hints,
             pixels=lambda data: checked_pixels(data, limits.max_pixels))
         return Response(encoded, media_type=media_type)
 

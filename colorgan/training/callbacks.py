@@ -47,7 +47,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not all_finite(logs):
             return  # RunRecorder stops the run; a grid of NaNs shows nothing
-        pred = decode(self.model.generator(self.inputs, training=False), self.color_space)
+        pred = decode(self.model(self.inputs, training=False), self.color_space)  # no hints for a hint model
         columns = {"gray": gray_from_model_input(self.inputs, self.color_space).numpy(),
                    "truth": from_model_io(self.inputs, self.targets, self.color_space).numpy(),
                    "colorized": from_model_io(self.inputs, pred, self.color_space).numpy()}

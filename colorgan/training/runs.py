@@ -32,6 +32,7 @@ from colorgan.atomic import atomic_save, temp_files
 from colorgan.bundled import SHIPPED_WEIGHTS  # weights/, or its copy inside an installed package
 from colorgan.config import Config, flag_name
 from colorgan.errors import ColorganError
+from colorgan.models.networks import hint_channels
 from colorgan.runtime import inference_in_float32
 from colorgan.training.losses import ALL_LOSS_NAMES
 
@@ -42,7 +43,7 @@ KEEP_CHECKPOINTS = 2  # the newest mid-epoch save and the last completed epoch's
 AB_COUNTS_FILE = "ab_counts.npz"
 # Fields that shape the generator: a saved generator can start another run only where these agree.
 ARCHITECTURE_FIELDS = ("generator", "color_space", "ab_loss", "base_filters", "norm", "skip_connections",
-                       "image_size")
+                       "image_size", "hints")
 
 
 # ---- training state -----------------------------------------------------------------------------
@@ -232,16 +233,39 @@ def init_generator(generator: keras.Model, cfg: Config) -> None:
     if head is not None:
         differ = [d for d in differ if not d.startswith(flag_name("ab_loss") + " ")]
         values[-2:] = head
-    shapes = [tuple(w.shape) for w in generator.weights], [tuple(v.shape) for v in values]
+    targets = list(generator.weights)
+    hints_added = hint_channels(generator) > hint_channels(source)
+    if hints_added:
+        differ = [d for d in differ if not d.startswith(flag_name("hints") + " ")]
+        targets, values = _hint_free_weights(generator, values)
+    shapes = [tuple(w.shape) for w in targets], [tuple(v.shape) for v in values]
     if shapes[0] != shapes[1]:
         why = "; ".join(differ) if differ else "its layers differ"
         raise ColorganError(f"--init-from {cfg.init_from}: that generator has another shape ({why})")
     if differ:  # same shapes, other meaning (e.g. another image size of a fully convolutional net)
         log.warning("--init-from %s: %s", cfg.init_from, "; ".join(differ))
-    for variable, value in zip(generator.weights, values):
+    for variable, value in zip(targets, values):
         variable.assign(tf.cast(value, variable.dtype))
-    log.info("generator started from %s%s", model_file,
-             " (its ab output layer turned into ab-bin logits around the same colours)" if head is not None else "")
+    log.info("generator started from %s%s%s", model_file,
+             " (its ab output layer turned into ab-bin logits around the same colours)" if head is not None else "",
+             " (the hint inputs added, starting at zero: no hints, the same colours)" if hints_added else "")
+
+
+def _hint_free_weights(generator: keras.Model, values: list) -> tuple[list, list]:
+    """A --hints generator started from one without hints: (its variables to set, the source's values). The hint
+    branches (layers named hints1..5) keep their zero start; a first convolution that takes the hints at its
+    input gets zero weights for them. With no hints the new generator then computes what the source did."""
+    from colorgan.color.hints import HINT_CHANNELS
+
+    targets = [w for w in generator.weights if not w.path.split("/")[0].startswith("hints")]
+    padded = []
+    for target, value in zip(targets, values):
+        value = tf.convert_to_tensor(value)
+        if value.shape.rank == 4 and tuple(target.shape) == (*value.shape[:2], value.shape[2] + HINT_CHANNELS,
+                                                             value.shape[3]):
+            value = tf.pad(value, [[0, 0], [0, 0], [0, HINT_CHANNELS], [0, 0]])
+        padded.append(value)
+    return targets, padded
 
 
 def _classification_head_from(generator: keras.Model, source: keras.Model):

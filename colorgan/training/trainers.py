@@ -12,13 +12,14 @@ import tensorflow as tf
 from keras import ops
 
 from colorgan.color.chroma import AB_SCALE, decode
+from colorgan.color.hints import simulate_hints
 from colorgan.color.lab import from_model_io
 from colorgan.config import Config
 from colorgan.models import keras_compat
-from colorgan.models.networks import build_models
+from colorgan.models.networks import build_models, hint_channels, with_hints
 from colorgan.runtime import replicas
-from colorgan.training.losses import (LOSS_NAMES, chroma_deficit_loss, colourfulness_loss, discriminator_loss, generator_loss,
-                                      gradient_penalty, l1_loss, perceptual_loss)
+from colorgan.training.losses import (LOSS_NAMES, chroma_deficit_loss, colourfulness_loss, discriminator_loss,
+                                      generator_loss, gradient_penalty, l1_loss, perceptual_loss)
 from colorgan.training.optimizers import inner_iterations, make_optimizer
 
 
@@ -55,7 +56,8 @@ class TrainingModel(keras.Model):
 
     def compile(self, g_optimizer, color_space: str = "lab", ab_loss: str = "l1", class_weights=None,
                 colourfulness_weight: float = 0.0, frozen_variables=(), freeze_steps: int = 0,
-                perceptual_weight: float = 0.0, perceptual_features=None, chroma_weight: float = 0.0, **kwargs):
+                perceptual_weight: float = 0.0, perceptual_features=None, chroma_weight: float = 0.0,
+                hint_seed: int | None = None, **kwargs):
         """class_weights: the rebalancing weights [Q] of --ab-loss classification; frozen_variables: trained
         only after the generator's first `freeze_steps` steps (a pretrained encoder); perceptual_features: the
         frozen feature network of the perceptual term (efficientnet.perceptual_features), needed when its
@@ -65,6 +67,9 @@ class TrainingModel(keras.Model):
         self.g_optimizer = g_optimizer
         self.color_space, self.ab_loss, self.colourfulness_weight = color_space, ab_loss, colourfulness_weight
         self.perceptual_weight, self.chroma_weight = perceptual_weight, chroma_weight
+        # --hints: the generator also takes hints, simulated from each batch's truth (color.hints); hint_seed
+        # seeds them, folded with the step count so a resumed run draws what an uninterrupted one would.
+        self.hint_seed = hint_seed if hint_channels(self.generator) else None
         if perceptual_weight and perceptual_features is None:
             raise ValueError("a perceptual weight needs the perceptual feature network")
         # Kept out of Keras' tracking: frozen ImageNet weights, not part of the trained state or its checkpoints.
@@ -83,12 +88,21 @@ class TrainingModel(keras.Model):
         return list(self.trackers.values())
 
     def call(self, gray, training=False):
-        return self.generator(gray, training=training)
+        return self.generator(with_hints(self.generator, gray), training=training)
+
+    def generator_input(self, gray, target, training: bool):
+        """gray, or for a --hints generator gray + hints drawn from the truth (a new draw each training step,
+        the same fixed draw for every validation batch)."""
+        if self.hint_seed is None:
+            return gray
+        step = ops.cast(inner_iterations(self.g_optimizer), "int32") if training else -1
+        seed = tf.stack([tf.constant(self.hint_seed, tf.int32), step])
+        return tf.concat([gray, ops.cast(simulate_hints(target, seed), gray.dtype)], axis=-1)
 
     def generate(self, gray, target, training: bool) -> tuple:
         """(colour in the model-output scale, the generator's terms): fake ab/110 (or RGB), and the losses
         that need only the generator: g_l1 (always reported), g_class and g_colour when trained on."""
-        output = self.generator(gray, training=training)
+        output = self.generator(self.generator_input(gray, target, training), training=training)
         fake = decode(output, self.color_space) if self.ab_loss == "classification" else output
         terms = {"g_l1": l1_loss(target, fake)}
         if self.ab_loss == "classification":
@@ -266,7 +280,7 @@ def build_trainer(cfg: Config, steps_per_epoch: int | None = None,
         common = dict(color_space=cfg.color_space, ab_loss=cfg.ab_loss, class_weights=class_weights,
                       colourfulness_weight=cfg.colourfulness_weight, frozen_variables=encoder_variables(generator),
                       perceptual_weight=cfg.perceptual_weight, perceptual_features=perceptual,
-                      chroma_weight=cfg.chroma_weight,
+                      chroma_weight=cfg.chroma_weight, hint_seed=cfg.seed,
                       freeze_steps=cfg.freeze_encoder_epochs * (steps_per_epoch or 0), jit_compile=cfg.xla == "on")
         if discriminator is None:
             model = Regressor(generator)

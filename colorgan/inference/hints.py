@@ -1,0 +1,125 @@
+"""User colour hints for a --hints model: parsed from the command line, a JSON file or an API request, and placed
+on the network's working size.
+
+A hint is a point of the photo and a colour: `X,Y,COLOR` with X, Y in the photo's own pixels (integers, from the
+top-left corner) or as fractions of its width and height (numbers with a decimal point, 0 to 1), and COLOR as
+`#rrggbb` or a CSS colour name. Only the colour's ab is used: its luminance is the photo's.
+
+    colorize.py --hint 120,80,red --hint 0.5,0.9,#2a6e3f photo.jpg
+    colorize.py --hints-file hints.json photos/      # {"photo.jpg": ["120,80,red", {"x": 0.5, "y": 0.9, "color": "green"}]}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from colorgan.errors import ColorganError
+
+MAX_HINTS = 256  # per photo: more is a mistake (or an attack on the server), not a hint
+
+
+class Hint(NamedTuple):
+    x: float  # pixels from the left, or a fraction of the width when `fraction`
+    y: float
+    rgb: tuple[int, int, int]
+    fraction: bool = False
+
+    def pixel(self, height: int, width: int) -> tuple[float, float]:
+        """(y, x) of the hint's point in a photo of this size, pixel centres; a ColorganError outside it."""
+        if self.fraction:
+            if not (0 <= self.x <= 1 and 0 <= self.y <= 1):
+                raise ColorganError(f"hint at {self.x},{self.y}: fractions of the photo lie from 0 to 1")
+            return min(self.y * height, height - 0.5), min(self.x * width, width - 0.5)
+        if not (0 <= self.x < width and 0 <= self.y < height):
+            raise ColorganError(f"hint at {self.x:g},{self.y:g}: outside the {width}x{height} photo")
+        return self.y + 0.5, self.x + 0.5
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'#rrggbb', '#rgb' or a CSS colour name -> (r, g, b) in 0..255; a ColorganError otherwise."""
+    from PIL import ImageColor
+    try:
+        rgb = ImageColor.getrgb(str(text).strip())
+    except (ValueError, AttributeError):
+        raise ColorganError(f"hint colour {text!r}: give #rrggbb or a CSS colour name such as 'red'") from None
+    return tuple(int(c) for c in rgb[:3])
+
+
+def _coordinate(text) -> tuple[float, bool]:
+    """A hint coordinate -> (value, is a fraction): integers are pixels, numbers with a point fractions."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise ColorganError(f"hint coordinate {text!r} is not a number")
+    if isinstance(text, (int, float)):
+        value, fraction = float(text), isinstance(text, float)
+    else:
+        try:
+            value, fraction = float(text), any(c in text for c in ".eE")
+        except ValueError:
+            raise ColorganError(f"hint coordinate {text!r} is not a number") from None
+    if not np.isfinite(value) or value < 0:
+        raise ColorganError(f"hint coordinate {text!r}: give a pixel (0 or more) or a fraction from 0 to 1")
+    return value, fraction
+
+
+def parse_hint(spec) -> Hint:
+    """'X,Y,COLOR', [X, Y, COLOR] or {"x": X, "y": Y, "color": COLOR} -> a Hint; a ColorganError otherwise."""
+    if isinstance(spec, str):
+        parts = spec.split(",", 2)
+    elif isinstance(spec, (list, tuple)):
+        parts = list(spec)
+    elif isinstance(spec, dict) and set(spec) == {"x", "y", "color"}:
+        parts = [spec["x"], spec["y"], spec["color"]]
+    else:
+        raise ColorganError(f"hint {spec!r}: give X,Y,COLOR (or {{\"x\": X, \"y\": Y, \"color\": COLOR}})")
+    if len(parts) != 3:
+        raise ColorganError(f"hint {spec!r}: give X,Y,COLOR, e.g. 120,80,red or 0.5,0.25,#c03020")
+    (x, fx), (y, fy) = _coordinate(parts[0]), _coordinate(parts[1])
+    if fx != fy:
+        raise ColorganError(f"hint {spec!r}: give both coordinates in pixels or both as fractions")
+    return Hint(x, y, parse_color(parts[2]), fx)
+
+
+def parse_hints(specs) -> list[Hint]:
+    """A list of hint specs (parse_hint) or Hints -> Hints; at most MAX_HINTS."""
+    if not isinstance(specs, (list, tuple)):
+        raise ColorganError(f"hints: expected a list of hints, got {type(specs).__name__}")
+    if len(specs) > MAX_HINTS:
+        raise ColorganError(f"{len(specs)} hints: at most {MAX_HINTS} per photo")
+    return [s if isinstance(s, Hint) else parse_hint(s) for s in specs]
+
+
+def load_hints_file(path: str | Path) -> dict[str, list[Hint]]:
+    """--hints-file: a JSON object from photo file names (as given or their base names) to lists of hints."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ColorganError(f"--hints-file {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ColorganError(f"--hints-file {path}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ColorganError(f"--hints-file {path}: expected an object from photo names to lists of hints")
+    return {str(name): parse_hints(specs) for name, specs in values.items()}
+
+
+def hints_for(photo: Path, hints_by_name: dict[str, list[Hint]]) -> list[Hint]:
+    """The hints of one photo in a --hints-file: by its path as given, else by its file name."""
+    return hints_by_name.get(str(photo), hints_by_name.get(photo.name, []))
+
+
+def hint_map(hints: list[Hint], photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
+    """Hints on a photo of photo_hw -> the generator's hint channels [h, w, 3] at the working size work_hw: each
+    hint's ab (ab/110, from its colour; the luminance ignored) on a 3x3 patch around its point."""
+    from colorgan.color.chroma import AB_SCALE
+    from colorgan.color.hints import paint_hints
+    from colorgan.color.lab import rgb_to_lab
+
+    (height, width), (h, w) = photo_hw, work_hw
+    points = []
+    for hint in hints:
+        y, x = hint.pixel(height, width)
+        lab = rgb_to_lab(np.array(hint.rgb, np.float32)[None, None] / 255.0).numpy()[0, 0]
+        points.append((y * h / height - 0.5, x * w / width - 0.5, lab[1] / AB_SCALE, lab[2] / AB_SCALE))
+    return paint_hints(points, h, w)

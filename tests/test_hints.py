@@ -1,0 +1,200 @@
+"""Colour hints (--hints): simulated from the truth for training, taken by the generator beside the gray photo,
+and given by users as X,Y,COLOR points on their photos (colorize.py --hint, Colorizer.colorize(hints=))."""
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from colorgan.color.hints import HINT_P, paint_hints, simulate_hints
+from colorgan.config import Config
+from colorgan.errors import ColorganError
+from colorgan.inference.colorizer import Colorizer
+from colorgan.inference.hints import Hint, hint_map, load_hints_file, parse_hint
+from colorgan.models.networks import hint_channels
+from colorgan.training import loop as training
+from colorgan.training.trainers import build_trainer
+from conftest import ROOT, SAMPLE, tiny_config
+
+
+def _patches(mask) -> int:
+    """How many separate patches a hint mask [H, W] holds (4-connected)."""
+    from scipy import ndimage
+    return int(ndimage.label(np.asarray(mask) > 0)[1])
+
+
+# ---- simulation ---------------------------------------------------------------------------------------------
+def test_a_fixed_count_paints_that_many_patch_means():
+    ab = tf.random.stateless_uniform([6, 40, 40, 2], [1, 2], -1, 1)
+    hints = simulate_hints(ab, [3, 4], count=1).numpy()
+    for image, h in zip(ab.numpy(), hints):
+        mask = h[..., 2] > 0
+        assert _patches(mask) == 1 and mask.sum() in {s * s for s in range(1, 10)} | {s * t for s in range(1, 10)
+                                                                                       for t in range(1, 10)}
+        # one patch: its painted ab is the mean of the true ab under it, nothing painted outside it
+        np.testing.assert_allclose(h[mask][:, :2], np.broadcast_to(image[mask].mean(0), (mask.sum(), 2)), atol=1e-5)
+        assert not h[~mask].any()
+    assert not simulate_hints(ab, [3, 4], count=0).numpy().any()  # none: all zeros, mask included
+
+
+def test_drawn_counts_are_geometric_and_include_none():
+    ab = tf.ones([800, 16, 16, 2]) * 0.3
+    hints = simulate_hints(ab, [5, 6]).numpy()
+    none = np.mean(hints[..., 2].reshape(800, -1).max(1) == 0)
+    assert abs(none - HINT_P) < 0.04  # P(no hint) = p = 1/8
+    # a solid image: every hint carries its colour, with its mask
+    assert np.allclose(hints[..., :2][hints[..., 2] > 0], 0.3)
+
+
+def test_simulation_is_seeded_and_the_same_eagerly_and_in_tf_data():
+    ab = tf.random.stateless_uniform([4, 24, 24, 2], [7, 8], -1, 1)
+    eager = [simulate_hints(a, [9, i]).numpy() for i, a in enumerate(ab)]
+    ds = tf.data.Dataset.from_tensor_slices((ab, tf.range(4))).map(lambda a, i: simulate_hints(a, tf.stack([9, i])))
+    for e, d in zip(eager, ds):
+        np.testing.assert_array_equal(e, d.numpy())
+    assert not np.array_equal(eager[0], simulate_hints(ab[0], [9, 99]).numpy())
+
+
+# ---- user hints -------------------------------------------------------------------------------------------
+def test_hints_are_parsed_in_pixels_or_fractions_with_css_colours():
+    assert parse_hint("120,80,red") == Hint(120.0, 80.0, (255, 0, 0), False)
+    assert parse_hint("0.5, 0.25, #2a6e3f") == Hint(0.5, 0.25, (42, 110, 63), True)
+    assert parse_hint({"x": 3, "y": 4, "color": "navy"}) == Hint(3.0, 4.0, (0, 0, 128), False)
+    for bad, says in [("1,2", "X,Y,COLOR"), ("a,2,red", "not a number"), ("1,2,blurple", "CSS colour name"),
+                      ("0.5,20,red", "both coordinates"), ("-1,2,red", "pixel"), (7, "X,Y,COLOR")]:
+        with pytest.raises(ColorganError, match=says):
+            parse_hint(bad)
+
+
+def test_a_hint_in_a_corner_of_a_non_square_photo_lands_in_that_corner():
+    # a 90 x 300 photo worked at 32 x 96: its top-right pixel and its bottom-left fraction
+    m = hint_map([parse_hint("299,0,red"), parse_hint("0.0,1.0,blue")], (90, 300), (32, 96))
+    assert m.shape == (32, 96, 3)
+    assert m[0, 95, 2] == 1 and m[0, 95, 0] > 0.5  # red: a > 0
+    assert m[31, 0, 2] == 1 and m[31, 0, 1] < -0.5  # blue: b < 0
+    assert m[16, 48, 2] == 0
+    with pytest.raises(ColorganError, match="outside the 300x90 photo"):
+        hint_map([parse_hint("300,10,red")], (90, 300), (32, 96))
+
+
+def test_a_hints_file_is_read_and_bad_ones_are_one_line_errors(tmp_path):
+    good = tmp_path / "h.json"
+    good.write_text(json.dumps({"a.jpg": ["1,2,red", {"x": 0.5, "y": 0.5, "color": "#00ff00"}]}))
+    assert [h.rgb for h in load_hints_file(good)["a.jpg"]] == [(255, 0, 0), (0, 255, 0)]
+    for text, says in [("{", "not valid JSON"), ("[1, 2]", "object from photo names"),
+                       ('{"a.jpg": "1,2,red"}', "a list of hints")]:
+        good.write_text(text)
+        with pytest.raises(ColorganError, match=says):
+            load_hints_file(good)
+    with pytest.raises(ColorganError, match="no such file"):
+        load_hints_file(tmp_path / "missing.json")
+
+
+# ---- models -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("generator", ["unet", "effnet-lite0"])
+def test_a_hint_model_started_from_one_without_hints_colours_alike_without_hints(generator, tmp_path):
+    source = training.train(tiny_config(classes=["horse"], model="unet-l1", generator=generator, epochs=1,
+                                        steps_per_epoch=1, val_steps=1, checkpoint_dir=str(tmp_path), run_name="plain"),
+                            verbose=0)
+    cfg = tiny_config(model="unet-l1", generator=generator, hints=True, init_from=str(source)).resolved(32)
+    model = build_trainer(cfg)
+    from colorgan.training.runs import init_generator
+    init_generator(model.generator, cfg)
+    plain = keras.models.load_model(source / "generator.keras")
+    assert hint_channels(model.generator) == 3 and hint_channels(plain) == 0
+    gray = tf.random.stateless_uniform([2, 32, 32, 1], [1, 1], -1, 1)
+    np.testing.assert_allclose(model(gray).numpy(), plain(gray, training=False).numpy(), atol=1e-5)
+
+
+def test_a_hint_model_trains_resumes_and_colorizes_with_and_without_hints(tmp_path):
+    run = training.train(tiny_config(classes=["horse"], model="unet-l1", hints=True, epochs=1, steps_per_epoch=2,
+                                     val_steps=1, checkpoint_dir=str(tmp_path), run_name="hints"), verbose=0)
+    assert Config.load(run / "config.json").hints is True
+    training.resume(run, epochs=2, verbose=0)
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 3
+    colorizer = Colorizer.load(run)
+    photo = (np.random.default_rng(0).random((40, 70)) * 255).astype(np.uint8)
+    assert colorizer.colorize(photo).shape == colorizer.colorize(photo, hints=["5,5,red"]).shape == (40, 70, 3)
+    with pytest.raises(ColorganError, match="outside"):
+        colorizer.colorize(photo, hints=["80,5,red"])
+
+
+def test_a_model_without_hints_refuses_them():
+    colorizer = Colorizer.load()
+    with pytest.raises(ColorganError, match="trained without --hints"):
+        colorizer.colorize(np.zeros((32, 32), np.uint8), hints=["1,1,red"])
+    done = subprocess.run([sys.executable, str(ROOT / "colorize.py"), "--hint", "1,1,red",
+                           str(SAMPLE)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].endswith("cannot take colour hints")
+
+
+def _two_region_batch(seed: int, n: int = 16):
+    """Photos of two flat regions split at a random column (a step in gray between them), each its own random
+    colour: nothing in the gray says which, so only a hint can."""
+    rng = np.random.default_rng(seed)
+    gray, target = np.zeros((n, 32, 32, 1), np.float32), np.zeros((n, 32, 32, 2), np.float32)
+    for i in range(n):
+        split = rng.integers(8, 24)
+        gray[i, :, :split], gray[i, :, split:] = -0.3, 0.3
+        target[i, :, :split], target[i, :, split:] = rng.uniform(-0.6, 0.6, 2), rng.uniform(-0.6, 0.6, 2)
+    return gray, target
+
+
+def test_a_trained_hint_colours_its_region_toward_it_and_leaves_the_other_alone():
+    keras.utils.set_random_seed(3)
+    model = build_trainer(tiny_config(model="unet-l1", hints=True, lr=2e-3).resolved(32))
+    ds = tf.data.Dataset.from_generator(lambda: (_two_region_batch(s) for s in range(10 ** 6)),
+                                        output_signature=(tf.TensorSpec([16, 32, 32, 1]),
+                                                          tf.TensorSpec([16, 32, 32, 2])))
+    model.fit(ds, steps_per_epoch=300, epochs=1, verbose=0)
+    gray = np.zeros((1, 32, 32, 1), np.float32)
+    gray[0, :, :16], gray[0, :, 16:] = -0.3, 0.3
+    colour = np.array([0.5, -0.4], np.float32)
+    hint = paint_hints([(16, 4, *colour)], 32, 32)[None]
+    alone = model.generator(np.concatenate([gray, 0 * hint], -1), training=False).numpy()[0]
+    hinted = model.generator(np.concatenate([gray, hint], -1), training=False).numpy()[0]
+    near = np.linalg.norm(alone[:, :12].mean((0, 1)) - colour), np.linalg.norm(hinted[:, :12].mean((0, 1)) - colour)
+    assert near[1] < 0.85 * near[0]  # the hinted region moved toward the hint's colour (300 steps: part way)
+    far = np.linalg.norm(hinted[:, 20:].mean((0, 1)) - alone[:, 20:].mean((0, 1)))
+    assert far < 0.2 * (near[0] - near[1])  # the region across the edge barely moved
+
+
+def test_evaluate_gives_hint_models_points_from_the_truth_and_others_none(tmp_path):
+    from colorgan.evaluation.scores import evaluate_run
+    from colorgan.training.runs import load_run
+    runs = {hints: load_run(training.train(tiny_config(classes=["horse"], model="unet-l1", hints=hints, epochs=1,
+                                                       steps_per_epoch=1, val_steps=1, checkpoint_dir=str(tmp_path),
+                                                       run_name=f"h{hints}"), verbose=0))
+            for hints in (True, False)}
+    scored = {(h, n): evaluate_run(runs[h], limit=16, progress=False, hints=n) for h in runs for n in (0, 5)}
+    name = {h: runs[h].name for h in runs}
+    assert scored[True, 5]["hints"] == 5 and scored[True, 0]["hints"] == 0 and scored[False, 5]["hints"] == 0
+    assert scored[True, 5]["rows"][name[True]] != scored[True, 0]["rows"][name[True]]
+    assert scored[False, 5]["rows"] == scored[False, 0]["rows"]
+    assert evaluate_run(runs[True], limit=16, progress=False, hints=5)["rows"] == scored[True, 5]["rows"]  # seeded
+
+
+def test_the_http_api_takes_hints_for_a_hint_model(tmp_path):
+    import io
+
+    from PIL import Image
+    testclient = pytest.importorskip("fastapi.testclient")
+    from colorgan.serving.server import ColorizerBackend, Limits, create_app
+    run = training.train(tiny_config(classes=["horse"], model="unet-l1", hints=True, epochs=1, steps_per_epoch=1,
+                                     val_steps=1, checkpoint_dir=str(tmp_path), run_name="served"), verbose=0)
+    photo = io.BytesIO()
+    Image.fromarray((np.random.default_rng(1).random((40, 60)) * 255).astype(np.uint8)).save(photo, format="PNG")
+    app = create_app(ColorizerBackend(Colorizer.load(run), "hints"), Limits())
+    with testclient.TestClient(app) as client:
+        assert client.get("/v1/info").json()["hints"] is True
+        plain = client.post("/v1/colorize", content=photo.getvalue())
+        hinted = client.post("/v1/colorize?hints=5,5,red;0.9,0.9,%230000ff", content=photo.getvalue())
+        assert plain.status_code == hinted.status_code == 200 and plain.content != hinted.content
+        local = Colorizer.load(run).colorize(np.asarray(Image.open(photo)), hints=["5,5,red", "0.9,0.9,#0000ff"])
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(hinted.content))), local)
+        bad = client.post("/v1/colorize?hints=70,5,red", content=photo.getvalue())
+        assert bad.status_code == 400 and "outside the 60x40 photo" in bad.json()["error"]
