@@ -35,7 +35,10 @@ def server(request):
     """serve.py on a free loopback port (with the test's `server_args` mark's flags); yields its URL; stopped
     with Ctrl-C (SIGINT) afterwards."""
     mark = request.node.get_closest_marker("server_args")
-    extra = list(mark.args) if mark else []
+    yield from _serve(list(mark.args) if mark else [])
+
+
+def _serve(extra):
     proc = subprocess.Popen([sys.executable, "serve.py", "--port", "0", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines, url = [], []
@@ -152,5 +155,98 @@ def test_page_asks_for_the_key_once_and_colorizes(server):
         WebDriverWait(browser, 120).until(lambda b: card.get_attribute("data-state") in ("done", "error"))
         assert card.get_attribute("data-state") == "done", card.find_element(By.CSS_SELECTOR, ".error").text
         assert browser.execute_script("return sessionStorage.getItem('colorgan-api-key')") == KEY
+    finally:
+        browser.quit()
+
+
+@pytest.fixture
+def hint_server(tmp_path):
+    """serve.py --run a small hint model trained on the toy task of test_hints (two flat regions of random
+    colours: only a hint tells the colour)."""
+    _browser()  # skip before training when there is no browser
+    import keras
+    import tensorflow as tf
+
+    from colorgan.training.trainers import build_trainer
+    from conftest import tiny_config
+    from test_hints import _two_region_batch
+    keras.utils.set_random_seed(3)
+    cfg = tiny_config(model="unet-l1", hints=True, lr=2e-3).resolved(32)
+    model = build_trainer(cfg)
+    ds = tf.data.Dataset.from_generator(lambda: (_two_region_batch(s) for s in range(10 ** 6)),
+                                        output_signature=(tf.TensorSpec([16, 32, 32, 1]),
+                                                          tf.TensorSpec([16, 32, 32, 2])))
+    model.fit(ds, steps_per_epoch=300, epochs=1, verbose=0)
+    run = tmp_path / "hint-run"
+    run.mkdir()
+    model.generator.save(run / "generator.keras")
+    cfg.save(run / "config.json")
+    yield from _serve(["--run", str(run)])
+
+
+AB_AT_JS = """
+const img = arguments[0], c = document.createElement('canvas');
+c.width = img.naturalWidth; c.height = img.naturalHeight;
+const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+const d = g.getImageData(Math.floor(arguments[1] * c.width), Math.floor(arguments[2] * c.height), 1, 1).data;
+return [d[0], d[1], d[2]];
+"""
+
+
+def test_page_places_a_hint_and_the_colour_there_moves_toward_it(hint_server, tmp_path):
+    binary, driver_path = _browser()
+    import numpy as np
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from colorgan.color.lab import rgb_to_lab
+    # the toy task's photo: a dark left half and a light right half (L 35 and 65), 128 x 64
+    gray = np.zeros((64, 128), np.uint8)
+    gray[:, :64], gray[:, 64:] = 82, 157
+    photo = tmp_path / "halves.png"
+    Image.fromarray(gray).save(photo)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+
+    def ab_at(img, fx, fy):
+        rgb = np.array(browser.execute_script(AB_AT_JS, img, fx, fy), np.float32) / 255.0
+        return rgb_to_lab(rgb[None, None]).numpy()[0, 0, 1:]
+
+    try:
+        browser.get(hint_server)
+        browser.find_element(By.ID, "files").send_keys(str(photo.resolve()))
+        card = WebDriverWait(browser, 120).until(lambda b: b.find_element(By.CSS_SELECTOR, ".card"))
+        WebDriverWait(browser, 120).until(lambda b: card.get_attribute("data-state") == "done")
+        output = card.find_element(By.CSS_SELECTOR, "img.colorized")
+        before = ab_at(output, 0.25, 0.5)
+        mode = card.find_element(By.CSS_SELECTOR, "input.hint-mode")
+        assert mode.is_displayed()
+        mode.click()
+        src = output.get_attribute("src")
+        stage = card.find_element(By.CSS_SELECTOR, ".stage")
+        box = output.rect
+        ActionChains(browser).move_to_element_with_offset(output, -box["width"] // 4, 0).click().perform()
+        picker = WebDriverWait(browser, 30).until(lambda b: card.find_element(By.CSS_SELECTOR, "input.hint-colour"))
+        WebDriverWait(browser, 120).until(
+            lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != src)
+        src = output.get_attribute("src")
+        browser.execute_script("arguments[0].value = '#d02090';"
+                               "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", picker)
+        WebDriverWait(browser, 120).until(
+            lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != src)
+        sent = [u for u in browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+                if "/v1/colorize" in u][-1]
+        assert "hints=0.2" in sent and "%23d02090" in sent.lower()
+        target = rgb_to_lab(np.array([[[0xD0, 0x20, 0x90]]], np.float32) / 255.0).numpy()[0, 0, 1:]
+        after = ab_at(output, 0.25, 0.5)
+        assert np.linalg.norm(after - target) < 0.85 * np.linalg.norm(before - target)  # toward the hint's colour
+        assert stage.is_displayed()
+        browser.save_screenshot(str(tmp_path / "page_hint.png"))
     finally:
         browser.quit()

@@ -6,7 +6,8 @@ const MB = 1024 * 1024;
 const MAX_RETRIES = 4;      // retries after a 503 "server busy"
 const DEBOUNCE_MS = 300;    // vividness slider -> new request
 
-let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'], auto_levels: false };
+let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'], auto_levels: false,
+  hints: false };
 
 // A server started with --api-key answers 401 without the key: ask once, keep it for this browser tab.
 const KEY_ITEM = 'colorgan-api-key';
@@ -99,7 +100,8 @@ async function colorize(card) {
   const fmt = $('.format', card).value;
   const viv = $('.vividness', card).value;
   const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
-  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}${levels}`;
+  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}${levels}` +
+    hintsQuery(st.hints);
   const stale = () => seq !== st.seq;
   setState(card, 'working', st.outUrl ? 'updating…' : 'colorizing…');
   try {
@@ -168,11 +170,69 @@ async function showOutput(card, blob, fmt, stale) {
   setState(card, 'done');
 }
 
+// ---- colour hints (a model trained with --hints) ----
+
+// X,Y as fractions of the photo (always written with a point, so the server reads them as fractions), COLOR #rrggbb.
+function hintsQuery(hints) {
+  if (!hints.length) return '';
+  return '&hints=' + encodeURIComponent(hints.map((h) => `${h.x.toFixed(4)},${h.y.toFixed(4)},${h.color}`).join(';'));
+}
+
+// The colour the page shows at a point of the colorized photo: where the colour picker opens.
+function colourAt(img, fx, fy) {
+  const c = document.createElement('canvas');
+  c.width = 1; c.height = 1;
+  const g = c.getContext('2d');
+  g.drawImage(img, Math.floor(fx * img.naturalWidth), Math.floor(fy * img.naturalHeight), 1, 1, 0, 0, 1, 1);
+  const [r, gg, b] = g.getImageData(0, 0, 1, 1).data;
+  return '#' + [r, gg, b].map((v) => v.toString(16).padStart(2, '0')).join('');
+}
+
+function renderHints(card) {
+  const list = $('.hints', card);
+  list.replaceChildren();
+  list.hidden = !card.st.hints.length;
+  card.st.hints.forEach((h, i) => {
+    const item = document.createElement('li');
+    const pick = document.createElement('input');
+    pick.type = 'color';
+    pick.value = h.color;
+    pick.className = 'hint-colour';
+    pick.setAttribute('aria-label', `Colour of hint ${i + 1}`);
+    pick.addEventListener('input', () => {
+      h.color = pick.value;
+      clearTimeout(card.st.timer);
+      card.st.timer = setTimeout(() => colorize(card), DEBOUNCE_MS);
+    });
+    const where = document.createElement('span');
+    where.textContent = `${Math.round(h.x * 100)}%, ${Math.round(h.y * 100)}%`;
+    const drop = document.createElement('button');
+    drop.type = 'button';
+    drop.className = 'hint-remove';
+    drop.textContent = '×';
+    drop.setAttribute('aria-label', `Remove hint ${i + 1}`);
+    drop.addEventListener('click', () => { card.st.hints.splice(i, 1); renderHints(card); colorize(card); });
+    item.append(pick, where, drop);
+    list.append(item);
+  });
+}
+
+function addHint(card, e) {
+  const img = $('.colorized', card);
+  const r = img.getBoundingClientRect();
+  if (!r.width || !r.height) return;
+  const fx = Math.min(0.9999, Math.max(0, (e.clientX - r.left) / r.width));
+  const fy = Math.min(0.9999, Math.max(0, (e.clientY - r.top) / r.height));
+  card.st.hints.push({ x: fx, y: fy, color: colourAt(img, fx, fy) });
+  renderHints(card);
+  colorize(card);
+}
+
 // ---- building cards ----
 
 function makeCard(file) {
   const card = $('#card-tpl').content.firstElementChild.cloneNode(true);
-  card.st = { file, seq: 0, ctrl: null, outUrl: null, inUrl: null, timer: 0 };
+  card.st = { file, seq: 0, ctrl: null, outUrl: null, inUrl: null, timer: 0, hints: [] };
   $('.name', card).textContent = file.name || 'pasted image';
   $('.name', card).title = file.name || '';
   $('.original', card).alt = `${file.name || 'photo'}, original shown in gray`;
@@ -197,6 +257,8 @@ function makeCard(file) {
   const levels = $('.auto-levels', card);
   $('.ctl-levels', card).hidden = !info.auto_levels;  // an exported SavedModel takes the photo as it is
   levels.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
+  $('.ctl-hints', card).hidden = !info.hints;  // only a model trained with --hints takes them
+  const hintMode = $('.hint-mode', card);
 
   const stage = $('.stage', card);
   const compare = $('.compare', card);
@@ -207,6 +269,7 @@ function makeCard(file) {
   };
   stage.addEventListener('pointerdown', (e) => {
     if (!stage.classList.contains('has-output') || e.button !== 0) return;
+    if (hintMode.checked) { addHint(card, e); return; }  // in hint mode a click places a hint, not the divider
     stage.setPointerCapture(e.pointerId);
     drag(e);
   });
