@@ -198,3 +198,17 @@ def test_the_http_api_takes_hints_for_a_hint_model(tmp_path):
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(hinted.content))), local)
         bad = client.post("/v1/colorize?hints=70,5,red", content=photo.getvalue())
         assert bad.status_code == 400 and "outside the 60x40 photo" in bad.json()["error"]
+
+
+def test_the_shipped_hint_model_moves_colour_toward_a_hint_where_it_is_placed():
+    """weights/hints/: a red hint on a flat gray wall makes the wall there red-ish and leaves the far corner."""
+    colorizer = Colorizer.load(ROOT / "weights" / "hints")
+    assert colorizer.takes_hints
+    photo = np.full((128, 192), 140, np.uint8)
+    photo[:, 96:] = 90  # a second, darker wall past an edge
+    from colorgan.color.lab import rgb_to_lab
+    ab = [rgb_to_lab(tf.constant(colorizer.colorize(photo, hints=h) / 255.0, tf.float32)).numpy()[..., 1:]
+          for h in ([], ["40,64,#c03020"])]
+    near = ab[1][54:74, 30:50].mean((0, 1)) - ab[0][54:74, 30:50].mean((0, 1))
+    assert near[0] > 5  # toward red (a up)
+    assert np.abs(ab[1][:20, 172:] - ab[0][:20, 172:]).mean() < 0.5 * np.abs(near).max()
