@@ -9,6 +9,7 @@ from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_lo
 from colorgan.commands import invocation
 from colorgan.config import check_vividness
 from colorgan.errors import ColorganError
+from colorgan.inference.hints import MAX_HINTS
 
 log = logging.getLogger("colorgan")
 
@@ -57,26 +58,21 @@ def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def hint_count_type(text: str) -> int:
-    """argparse type of --hints: a whole number from 0 to 256."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{value} is not from 0 to 256")
-    return value
+def bounded_type(parse, low, high, what: str):
+    """An argparse type: the text parsed by `parse` (int or float), within [low, high]."""
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low:g}, {high:g}]")
+        return value
+    return check
 
 
-def strength_type(text: str) -> float:
-    """argparse type of --degrade: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return value
+strength_type = bounded_type(float, 0.0, 1.0, "a number")  # --degrade
+hint_count_type = bounded_type(int, 0, MAX_HINTS, "a whole number")  # --hints
 
 
 def parse_vividness(text: str) -> list[float]:
