@@ -215,3 +215,16 @@ def test_the_shipped_hint_model_moves_colour_toward_a_hint_where_it_is_placed():
     near = ab[1][54:74, 30:50].mean((0, 1)) - ab[0][54:74, 30:50].mean((0, 1))
     assert near[0] > 5  # toward red (a up)
     assert np.abs(ab[1][:20, 172:] - ab[0][:20, 172:]).mean() < 0.5 * np.abs(near).max()
+
+
+def test_a_hint_model_exports_as_a_saved_model_and_tflite_that_colorize_without_hints(tmp_path):
+    from colorgan.inference.export_formats import export, load_exported
+    run = training.train(tiny_config(classes=["horse"], model="unet-l1", hints=True, epochs=1, steps_per_epoch=1,
+                                     val_steps=1, checkpoint_dir=str(tmp_path), run_name="exported"), verbose=0)
+    colorizer = Colorizer.load(run)
+    photo = (np.random.default_rng(2).random((40, 56)) * 255).astype(np.uint8)
+    expected = colorizer.colorize(photo).astype(int)
+    for fmt in ("saved_model", "tflite"):
+        version = export(colorizer, tmp_path / fmt, fmt)
+        got = load_exported(version).colorize(photo).astype(int)
+        assert np.abs(got - expected).max() <= 2, fmt

@@ -173,6 +173,10 @@ class Colorizer:
     def takes_hints(self) -> bool:
         return hint_channels(self.generator) > 0
 
+    def no_hints(self, model_in: np.ndarray) -> np.ndarray:
+        """The hint channels of photos without hints: zeros [N, h, w, hint channels] beside model_in [N, h, w, 1]."""
+        return np.zeros(model_in.shape[:3] + (hint_channels(self.generator),), np.float32)
+
     def hint_map(self, prepared: "Prepared", hints) -> np.ndarray | None:
         """User hints on a prepared photo -> the network's hint channels [1, h, w, 3] (None without hints)."""
         if not hints:
@@ -216,7 +220,7 @@ class Colorizer:
                                              self.color_space, v[:, None, None, None]),
                 reduce_retracing=True)
         if hints is None and self.takes_hints:
-            hints = np.zeros(model_in.shape[:3] + (hint_channels(self.generator),), np.float32)
+            hints = self.no_hints(model_in)
         return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32),
                                 None if hints is None else tf.constant(hints, tf.float32)).numpy()
 

@@ -83,7 +83,7 @@ class ColorizerBackend:
         model_in = np.concatenate([p.model_in for p, _, _ in jobs])  # [N, h, w, 1]
         hints = None
         if self.hints:  # a hint model: each photo's hint channels, zeros for a photo without hints
-            hints = np.concatenate([h if h is not None else np.zeros(p.model_in.shape[:3] + (3,), np.float32)
+            hints = np.concatenate([h if h is not None else self.colorizer.no_hints(p.model_in)
                                     for p, _, h in jobs])
         return list(self.colorizer.predict_ab(model_in, np.array([v for _, v, _ in jobs], np.float32), hints))
 
