@@ -281,6 +281,36 @@ def test_classification_loss_is_the_weighted_cross_entropy(bins):
     assert mapped.numpy() == pytest.approx(weighted, rel=1e-5)
 
 
+def test_the_sparse_loss_is_the_dense_loss_in_value_and_gradient(bins):
+    """Training uses the sparse targets (soft_encode_sparse + classification_loss_sparse): the same loss and
+    gradient as the dense Z, unweighted and weighted, eagerly, in a tf.function and in tf.data.map."""
+    rng = np.random.default_rng(5)
+    q = len(bins)
+    logits = tf.constant(rng.normal(0, 2, (2, 4, 3, q)).astype("float32"))
+    ab = rng.uniform(-60, 60, (2, 4, 3, 2)).astype("float32")
+    idx, w = ac.soft_encode_sparse(ab, bins)
+    dense = ac.soft_encode(ab, bins).numpy()
+    # The sparse pair is the dense Z's non-zero part, nearest bin first.
+    np.testing.assert_array_equal(idx.numpy()[..., 0], dense.argmax(-1))
+    np.testing.assert_allclose(np.take_along_axis(dense, idx.numpy(), -1), w.numpy(), atol=1e-7)
+    np.testing.assert_allclose(w.numpy().sum(-1), 1.0, atol=1e-6)
+    weights = rng.uniform(0.2, 5.0, q).astype("float32")
+    for v in (None, weights):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(logits)
+            sparse = ac.classification_loss_sparse(logits, idx, w, v)
+            full = ac.classification_loss(logits, dense, v)
+        assert sparse.numpy() == pytest.approx(full.numpy(), rel=1e-5)
+        np.testing.assert_allclose(tape.gradient(sparse, logits).numpy(), tape.gradient(full, logits).numpy(),
+                                   atol=1e-7)
+    graph = tf.function(lambda x, y: ac.classification_loss_sparse(x, *ac.soft_encode_sparse(y, bins), weights))
+    assert graph(logits, ab).numpy() == pytest.approx(full.numpy(), rel=1e-5)
+    mapped = in_map(lambda x, y: ac.classification_loss_sparse(x, *ac.soft_encode_sparse(y, bins), weights), logits, ab)
+    assert mapped.numpy() == pytest.approx(full.numpy(), rel=1e-5)
+    loss16 = ac.classification_loss_sparse(tf.cast(logits, tf.bfloat16), idx, w, weights)
+    assert loss16.dtype == tf.float32 and loss16.numpy() == pytest.approx(full.numpy(), rel=2e-2)
+
+
 def test_classification_loss_trains_in_a_tf_function(bins):
     w = ac.rebalancing_weights(np.arange(len(bins), dtype="float64") + 1.0, bins)
     ab = tf.constant(np.random.default_rng(3).uniform(-50, 50, (2, 4, 4, 2)).astype("float32"))

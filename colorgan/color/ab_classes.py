@@ -86,6 +86,22 @@ def nearest_bin(ab, bins):
     return tf.argmax(_neg_half_scores(ab, bins), axis=-1, output_type=tf.int32)
 
 
+def soft_encode_sparse(ab, bins, neighbours: int = NEIGHBOURS, sigma: float = SIGMA):
+    """ab [..., 2] (Lab units) -> (idx int32 [..., k], w float32 [..., k]): Zhang's soft targets as the k bins
+    nearest to ab (nearest first) and their weights, the non-zero part of soft_encode's Z:
+
+        w_j = exp(-|ab - c_idx_j|^2 / (2 sigma^2)) / sum_r exp(-|ab - c_idx_r|^2 / (2 sigma^2)).
+
+    Why sparse: at full resolution the dense Z is [B, H, W, Q] (a 16 x 128 x 128 batch: 68 M floats), and
+    building it cost more than the rest of the loss; classification_loss_sparse needs only these k entries.
+    """
+    ab, bins = tf.cast(ab, tf.float32), _bins_tensor(bins)
+    _, idx = tf.math.top_k(_neg_half_scores(ab, bins), k=neighbours)  # [..., k], nearest first
+    d2 = tf.reduce_sum(tf.square(ab[..., None, :] - tf.gather(bins, idx)), axis=-1)  # exact, [..., k]
+    # Softmax of -d2 / (2 sigma^2): the Gaussian weights, normalised, without underflow far from every bin.
+    return idx, tf.nn.softmax(-d2 / (2.0 * sigma ** 2), axis=-1)
+
+
 def soft_encode(ab, bins, neighbours: int = NEIGHBOURS, sigma: float = SIGMA):
     """ab [..., 2] (Lab units) -> soft targets Z [..., Q], float32 (Zhang sec. 2.1).
 
@@ -93,14 +109,11 @@ def soft_encode(ab, bins, neighbours: int = NEIGHBOURS, sigma: float = SIGMA):
         Z_q = 0                                                                                     otherwise,
 
     N the `neighbours` bins nearest to ab. Each pixel's Z sums to 1, and its nearest bin has the largest Z.
-    (Ties between equidistant bins go to the lower index, as tf.math.top_k breaks them.)
+    (Ties between equidistant bins go to the lower index, as tf.math.top_k breaks them.) Training uses the
+    sparse form (soft_encode_sparse); this dense one is for inspection and tests.
     """
-    ab, bins = tf.cast(ab, tf.float32), _bins_tensor(bins)
-    _, idx = tf.math.top_k(_neg_half_scores(ab, bins), k=neighbours)  # [..., k], nearest first
-    d2 = tf.reduce_sum(tf.square(ab[..., None, :] - tf.gather(bins, idx)), axis=-1)  # exact, [..., k]
-    # Softmax of -d2 / (2 sigma^2): the Gaussian weights, normalised, without underflow far from every bin.
-    w = tf.nn.softmax(-d2 / (2.0 * sigma ** 2), axis=-1)
-    q = tf.shape(bins)[0]
+    idx, w = soft_encode_sparse(ab, bins, neighbours, sigma)
+    q = tf.shape(_bins_tensor(bins))[0]
     # One one-hot at a time (not one [..., k, Q] tensor): the targets are large at full resolution.
     out = tf.one_hot(idx[..., 0], q, dtype=tf.float32) * w[..., :1]
     for j in range(1, neighbours):
@@ -221,6 +234,23 @@ def classification_loss(logits, soft_targets, weights=None):
     ce = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)  # [...]
     if weights is not None:
         ce *= tf.gather(tf.cast(weights, tf.float32), tf.argmax(targets, axis=-1))
+    return tf.reduce_mean(ce)
+
+
+def classification_loss_sparse(logits, idx, w, weights=None):
+    """classification_loss with the soft targets given sparsely (soft_encode_sparse's idx, w), float32.
+
+        L = mean over pixels of  v_hw * ( logsumexp(logits_hw) - sum_j w_hw,j logits_hw,idx_j ),   v_hw = weights[idx_hw,0]
+
+    the same number as classification_loss(logits, Z, weights) (the w sum to 1, so - sum_q Z_q log softmax_q
+    = logsumexp - sum_j w_j logits_idx_j; the nearest bin idx_0 is Z's argmax), without the dense [..., Q] Z.
+    """
+    logits = tf.cast(logits, tf.float32)
+    idx, w = tf.stop_gradient(idx), tf.stop_gradient(tf.cast(w, tf.float32))
+    picked = tf.gather(logits, idx, batch_dims=len(logits.shape) - 1)  # [..., k]
+    ce = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_sum(w * picked, axis=-1)
+    if weights is not None:
+        ce *= tf.gather(tf.cast(weights, tf.float32), idx[..., 0])
     return tf.reduce_mean(ce)
 
 

@@ -106,10 +106,9 @@ class TrainingModel(keras.Model):
         fake = decode(output, self.color_space) if self.ab_loss == "classification" else output
         terms = {"g_l1": l1_loss(target, fake)}
         if self.ab_loss == "classification":
-            from colorgan.color.ab_classes import ab_bins, classification_loss, soft_encode
-            bins = ab_bins()
-            terms["g_class"] = classification_loss(output, soft_encode(ops.cast(target, "float32") * AB_SCALE, bins),
-                                                   self.class_weights)
+            from colorgan.color.ab_classes import ab_bins, classification_loss_sparse, soft_encode_sparse
+            idx, w = soft_encode_sparse(ops.cast(target, "float32") * AB_SCALE, ab_bins())
+            terms["g_class"] = classification_loss_sparse(output, idx, w, self.class_weights)
         if self.chroma_weight:
             terms["g_chroma"] = chroma_deficit_loss(target, fake)
         if self.colourfulness_weight or self.perceptual_weight:
