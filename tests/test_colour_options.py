@@ -162,3 +162,26 @@ def test_no_rebalancing_needs_no_colour_count(tmp_path, monkeypatch):
         monkeypatch.setattr(training, "load_ab_counts", lambda *a: counts)
         np.testing.assert_allclose(training.ab_class_weights(half, data.find_source(half), tmp_path),
                                    ab_classes.rebalancing_weights(counts, bins, mix=mix))
+
+
+def test_the_colour_count_is_a_sample_spread_over_a_large_training_set(tmp_path, monkeypatch):
+    """Counting every photo of a 148,000-photo mix took over ten minutes: at most AB_COUNT_IMAGES are counted,
+    spread over the set; the sample size is part of what the saved counts were counted on."""
+    from colorgan.color import ab_classes
+    seen = []
+    real = ab_classes.ab_histogram
+
+    def counting(*args, **kwargs):
+        counts, n_colour, n_gray = real(*args, **kwargs)
+        seen.append(n_colour + n_gray)
+        return counts, n_colour, n_gray
+    monkeypatch.setattr(ab_classes, "ab_histogram", counting)
+    monkeypatch.setattr(training, "AB_COUNT_IMAGES", 30)
+    cfg = tiny_config(classes=["horse"], ab_loss="classification")
+    source = data.find_source(cfg)
+    assert len(source.train) > 30
+    weights = training.ab_class_weights(cfg, source, tmp_path)
+    assert seen == [30] and weights.shape == (len(ab_classes.ab_bins()),)
+    monkeypatch.setattr(training, "AB_COUNT_IMAGES", 40)  # another sample size: counted again, not read back
+    training.ab_class_weights(cfg, source, tmp_path)
+    assert seen == [30, 40]

@@ -228,3 +228,78 @@ def test_a_hint_model_exports_as_a_saved_model_and_tflite_that_colorize_without_
         version = export(colorizer, tmp_path / fmt, fmt)
         got = load_exported(version).colorize(photo).astype(int)
         assert np.abs(got - expected).max() <= 2, fmt
+
+
+def _painted_reference(points, valid, height, width, radius=1):
+    """paint_hint_points written the plain way: each valid point's patch painted in order over the earlier ones."""
+    out = np.zeros((len(points), height, width, 3), np.float32)
+    for n, photo in enumerate(points):
+        for (y, x, a, b), ok in zip(photo, valid[n]):
+            if ok:
+                y, x = int(round(y)), int(round(x))
+                out[n, max(y - radius, 0):max(y + radius + 1, 0), max(x - radius, 0):max(x + radius + 1, 0)] = (a, b, 1)
+    return out
+
+
+def test_hint_points_are_painted_in_order_eagerly_in_a_graph_and_in_tf_data():
+    from colorgan.color.hints import paint_hint_points
+    rng = np.random.default_rng(4)
+    points = np.concatenate([rng.uniform(-2, 13, (3, 9, 2)), rng.uniform(-1, 1, (3, 9, 2))], -1).astype(np.float32)
+    points[0, 1, :2] = points[0, 0, :2] + 1  # overlapping patches: the later point wins where they meet
+    valid = rng.random((3, 9)) > 0.3
+    expected = _painted_reference(points, valid, 11, 14)
+    np.testing.assert_allclose(paint_hint_points(points, 11, 14, valid).numpy(), expected, atol=1e-7)
+    graph = tf.function(lambda p, v: paint_hint_points(p, 11, 14, v))
+    np.testing.assert_allclose(graph(points, valid).numpy(), expected, atol=1e-7)
+    mapped = next(iter(tf.data.Dataset.from_tensors((points, valid)).map(lambda p, v: paint_hint_points(p, 11, 14, v))))
+    np.testing.assert_allclose(mapped.numpy(), expected, atol=1e-7)
+    assert not paint_hint_points(np.zeros((2, 0, 4), np.float32), 5, 6).numpy().any()  # no points: no hints
+
+
+def _trained_hint_run(tmp_path, name):
+    return training.train(tiny_config(classes=["horse"], model="unet-l1", hints=True, epochs=1, steps_per_epoch=1,
+                                      val_steps=1, checkpoint_dir=str(tmp_path), run_name=name), verbose=0)
+
+
+def test_a_hint_models_saved_model_takes_hints_in_its_own_signature(tmp_path):
+    from colorgan.inference.export import export_saved_model
+    colorizer = Colorizer.load(_trained_hint_run(tmp_path, "exported"))
+    photos = (np.random.default_rng(2).random((2, 40, 56, 1)) * 255).astype(np.uint8)
+    loaded = tf.saved_model.load(str(export_saved_model(colorizer, tmp_path / "sm")))
+    assert set(loaded.signatures) == {"serving_default", "colorize", "colorize_hints"}
+    # photo 0: two hints; photo 1: one, padded with a row outside the photo
+    rows = np.array([[[5, 7, 200, 30, 20], [50, 30, 20, 40, 220]], [[10, 20, 30, 200, 40], [-1, -1, 0, 0, 0]]],
+                    np.float32)
+    out = loaded.signatures["colorize_hints"](images=tf.constant(photos), hints=tf.constant(rows),
+                                              vividness=tf.constant(1.0))["colorized"].numpy().astype(int)
+    for n, hints in enumerate([["5,7,#c81e14", "50,30,#1428dc"], ["10,20,#1ec828"]]):
+        local = colorizer.colorize(photos[n], vividness=1.0, hints=hints).astype(int)
+        assert np.abs(out[n] - local).max() <= 2, n
+    plain = loaded.signatures["serving_default"](images=tf.constant(photos))["colorized"].numpy().astype(int)
+    assert np.abs(plain[0] - colorizer.colorize(photos[0]).astype(int)).max() <= 2  # today's clients unchanged
+    assert np.abs(out[0] - plain[0]).max() > 2  # the hints changed the colour
+
+
+@pytest.mark.parametrize("served", ["run", "saved_model"])
+def test_the_predict_route_takes_hints_per_image_in_the_colorize_hints_signature(served, tmp_path):
+    testclient = pytest.importorskip("fastapi.testclient")
+    from colorgan.inference.export import export_saved_model
+    from colorgan.serving.server import ColorizerBackend, Limits, SavedModelBackend, create_app
+    colorizer = Colorizer.load(_trained_hint_run(tmp_path, "served"))
+    backend = ColorizerBackend(colorizer, "hints") if served == "run" \
+        else SavedModelBackend(export_saved_model(colorizer, tmp_path / "sm"))
+    photos = (np.random.default_rng(3).random((2, 32, 48, 1)) * 255).astype(np.uint8)
+    rows = [[[4, 4, 220, 20, 20], [40, 25, 20, 20, 220]], [[-1, -1, 0, 0, 0], [-1, -1, 0, 0, 0]]]
+    with testclient.TestClient(create_app(backend, Limits())) as client:
+        meta = client.get("/v1/models/colorgan/metadata").json()["metadata"]["signature_def"]["signature_def"]
+        assert sorted(meta["colorize_hints"]["inputs"]) == ["hints", "images", "vividness"]
+        body = {"signature_name": "colorize_hints",
+                "inputs": {"images": photos.tolist(), "vividness": 1.0, "hints": rows}}
+        got = np.array(client.post("/v1/models/colorgan:predict", json=body).json()["outputs"])
+        hinted = colorizer.colorize(photos[0], vividness=1.0, hints=["4,4,#dc1414", "40,25,#1414dc"]).astype(int)
+        assert np.abs(got[0] - hinted).max() <= 2
+        assert np.abs(got[1] - colorizer.colorize(photos[1], vividness=1.0).astype(int)).max() <= 2  # padding only
+        for bad, words in ((rows[:1], "N = 2"), ([[[4, 4, 300, 0, 0]]] * 2, "0 to 255"), ("red", "[N, K, 5]")):
+            body["inputs"]["hints"] = bad
+            answer = client.post("/v1/models/colorgan:predict", json=body)
+            assert answer.status_code == 400 and words in answer.json()["error"], answer.json()

@@ -184,7 +184,7 @@ def _example_histogram(example, bins, q: int, gray_chroma: float):
     return counts, n_colour, tf.cast(tf.shape(images)[0], tf.int64) - n_colour
 
 
-def ab_histogram(dataset: tf.data.Dataset, bins, gray_chroma: float):
+def ab_histogram(dataset: tf.data.Dataset, bins, gray_chroma: float, progress=None):
     """Count the pixels of each ab bin over a dataset of uint8 RGB(+gray) examples ([H, W, 4] as
     colorgan.data.sources's pipelines, [H, W, 3], or batches of either).
 
@@ -192,16 +192,16 @@ def ab_histogram(dataset: tf.data.Dataset, bins, gray_chroma: float):
     colorgan.data.image_files.GRAY_CHROMA, 1.0, the data scan's test for black-and-white photos). Every pixel of
     the other images counts, in its nearest bin (ab from colorgan.color.lab.rgb_to_lab).
 
+    progress: wraps the iteration over the dataset's elements (a progress bar), e.g. colorgan.progress.progress_bar.
     Returns (counts int64 [Q], colour images counted, gray images left out); `rebalancing_weights(counts, bins)`.
     """
     bins_t = _bins_tensor(bins)
     q = int(bins_t.shape[0])
     per_example = dataset.map(lambda x: _example_histogram(x, bins_t, q, float(gray_chroma)),
                               num_parallel_calls=tf.data.AUTOTUNE)
-    zero = tf.constant(0, tf.int64)
-    total = per_example.reduce((tf.zeros([q], tf.int64), zero, zero),
-                               lambda acc, x: (acc[0] + x[0], acc[1] + x[1], acc[2] + x[2]))
-    counts, n_colour, n_gray = (t.numpy() for t in total)
+    counts, n_colour, n_gray = np.zeros(q, np.int64), 0, 0
+    for c, colour, gray in (progress or iter)(per_example.prefetch(tf.data.AUTOTUNE)):
+        counts, n_colour, n_gray = counts + c.numpy(), n_colour + int(colour), n_gray + int(gray)
     log.info("ab histogram: %d colour images counted, %d without colour left out", n_colour, n_gray)
     return counts, int(n_colour), int(n_gray)
 

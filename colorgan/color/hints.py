@@ -58,13 +58,28 @@ def no_hints(gray) -> tf.Tensor:
     return tf.zeros(tf.concat([tf.shape(gray)[:-1], [HINT_CHANNELS]], 0), gray.dtype)
 
 
+def paint_hint_points(points, height, width, valid=None, radius: int = 1) -> tf.Tensor:
+    """User hints as points [N, K, 4] (y, x, a, b: the point at the working size in pixels, its ab in the model's
+    scale) -> hint channels [N, height, width, 3] (TF ops, eager or in a graph): each point's ab over the
+    (2 radius + 1)^2 patch around its rounded place (later points over earlier ones; parts outside are cut off),
+    and the mask. valid [N, K] (bool): points to paint; the others (padding of a batch) are left out."""
+    points = tf.convert_to_tensor(points, tf.float32)
+    valid = tf.ones(tf.shape(points)[:2], tf.bool) if valid is None else tf.convert_to_tensor(valid, tf.bool)
+    # One left-out point in front, so that K = 0 and "no point covers this pixel" need no special case.
+    points = tf.pad(points, [[0, 0], [1, 0], [0, 0]])
+    valid = tf.pad(valid, [[0, 0], [1, 0]])
+    y, x = tf.round(points[..., 0]), tf.round(points[..., 1])  # half to even, as Python's round
+    near_rows = tf.abs(tf.range(height, dtype=tf.float32) - y[..., None]) <= radius  # [N, K + 1, h]
+    near_cols = tf.abs(tf.range(width, dtype=tf.float32) - x[..., None]) <= radius  # [N, K + 1, w]
+    covers = near_rows[..., :, None] & near_cols[..., None, :] & valid[..., None, None]  # [N, K + 1, h, w]
+    order = tf.range(tf.shape(points)[1], dtype=tf.int32)[None, :, None, None]
+    last = tf.reduce_max(tf.where(covers, order, 0), axis=1)  # the latest point over each pixel; 0: none
+    ab = tf.gather(points[..., 2:], last, batch_dims=1)  # [N, h, w, 2]
+    mask = tf.cast(last > 0, tf.float32)[..., None]
+    return tf.concat([ab * mask, mask], axis=-1)
+
+
 def paint_hints(points, height: int, width: int, radius: int = 1) -> np.ndarray:
-    """User hints [(y, x, a, b), ...] at the working size (pixels, ab in the model's scale) -> [H, W, 3]: each a
-    (2 radius + 1)^2 patch of its ab around its point (later hints over earlier ones), and the mask."""
-    out = np.zeros((height, width, HINT_CHANNELS), np.float32)
-    for y, x, a, b in points:
-        y, x = int(round(y)), int(round(x))
-        rows = slice(max(y - radius, 0), min(y + radius + 1, height))
-        cols = slice(max(x - radius, 0), min(x + radius + 1, width))
-        out[rows, cols] = (a, b, 1.0)
-    return out
+    """One photo's hints [(y, x, a, b), ...] -> its hint channels [height, width, 3] (paint_hint_points)."""
+    points = np.asarray(points, np.float32).reshape(1, -1, 4)
+    return paint_hint_points(points, height, width, radius=radius)[0].numpy()

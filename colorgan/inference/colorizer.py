@@ -88,14 +88,20 @@ def recombine(gray, ab_small):
 
 
 def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0,
-                   auto_levels: bool = False):
+                   auto_levels: bool = False, hint_points=None):
     """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
 
     vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
-    ([N, 1, 1, 1]).
+    ([N, 1, 1, 1]). hint_points (a --hints model): [N, K, 5] rows x, y, r, g, b as
+    colorgan.inference.hints.hint_channels takes them, with a `valid` [N, K] beside: (points, valid).
     """
-    output = generator(with_hints(generator, model_input(gray, color_space, render_size, multiple, auto_levels)),
-                       training=False)
+    model_in = model_input(gray, color_space, render_size, multiple, auto_levels)
+    hints = None
+    if hint_points is not None:
+        from colorgan.inference.hints import hint_channels as paint
+        points, valid = hint_points
+        hints = paint(points, tf.shape(gray)[1:3], tf.shape(model_in)[1:3], valid)
+    output = generator(with_hints(generator, model_in, hints), training=False)
     return recombine(gray, predicted_ab(output, color_space, vividness))
 
 

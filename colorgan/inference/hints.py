@@ -112,14 +112,24 @@ def hints_for(photo: Path, hints_by_name: dict[str, list[Hint]]) -> list[Hint]:
 def hint_map(hints: list[Hint], photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
     """Hints on a photo of photo_hw -> the generator's hint channels [h, w, 3] at the working size work_hw: each
     hint's ab (ab/110, from its colour; the luminance ignored) on a 3x3 patch around its point."""
+    height, width = photo_hw
+    points = [(*reversed(hint.pixel(height, width)), *hint.rgb) for hint in hints]
+    return hint_channels(np.asarray(points, np.float32).reshape(1, -1, 5), photo_hw, work_hw)[0].numpy()
+
+
+def hint_channels(points, photo_hw, work_hw, valid=None):
+    """Hint points [N, K, 5] -> the generator's hint channels [N, h, w, 3] at the working size work_hw (TF ops:
+    also inside an exported SavedModel). Each row is x, y (the point in the photo's pixels, measured to pixel
+    centres: column X's centre is X + 0.5), then r, g, b (0-255; only the colour's ab is used). valid [N, K]:
+    the rows to use (default all)."""
+    import tensorflow as tf
+
     from colorgan.color.chroma import AB_SCALE
-    from colorgan.color.hints import paint_hints
+    from colorgan.color.hints import paint_hint_points
     from colorgan.color.lab import rgb_to_lab
 
-    (height, width), (h, w) = photo_hw, work_hw
-    points = []
-    for hint in hints:
-        y, x = hint.pixel(height, width)
-        lab = rgb_to_lab(np.array(hint.rgb, np.float32)[None, None] / 255.0).numpy()[0, 0]
-        points.append((y * h / height - 0.5, x * w / width - 0.5, lab[1] / AB_SCALE, lab[2] / AB_SCALE))
-    return paint_hints(points, h, w)
+    points = tf.convert_to_tensor(points, tf.float32)
+    scale = tf.cast(work_hw, tf.float32) / tf.cast(photo_hw, tf.float32)  # [2]: rows, columns
+    ab = rgb_to_lab(points[..., 2:5] / 255.0)[..., 1:] / AB_SCALE
+    at_work_size = tf.stack([points[..., 1] * scale[0] - 0.5, points[..., 0] * scale[1] - 0.5], axis=-1)
+    return paint_hint_points(tf.concat([at_work_size, ab], -1), work_hw[0], work_hw[1], valid)

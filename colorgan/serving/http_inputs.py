@@ -186,42 +186,70 @@ def images_from_json(value: Any, max_pixels: int) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def predict_request(body: Any, max_pixels: int) -> tuple[np.ndarray, float | None, str, bool]:
-    """TF Serving's predict body -> (images, vividness, signature, row format)."""
+def predict_request(body: Any, max_pixels: int, hints: bool = False) -> tuple:
+    """TF Serving's predict body -> (images, vividness, signature, row format, hints per image or None).
+
+    hints: the model takes colour hints, so the colorize_hints signature is there (export.py describes it)."""
     if not isinstance(body, dict):
         raise HTTPError(400, 'the body must be a JSON object: {"instances": [...]} or {"inputs": ...}')
     signature = body.get("signature_name") or "serving_default"
-    if signature not in ("serving_default", "colorize"):
-        raise HTTPError(400, f"no signature {signature!r} (this model has serving_default and colorize)")
+    names = signatures(hints)
+    if signature not in names:
+        raise HTTPError(400, f"no signature {signature!r} (this model has {', '.join(names)})")
     if ("instances" in body) == ("inputs" in body):
         raise HTTPError(400, 'give exactly one of "instances" (row format) and "inputs" (columnar format)')
-    expected = {"images", "vividness"} if signature == "colorize" else {"images"}
+    expected = set(names[signature]["inputs"])
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise HTTPError(400, '"instances" must be a non-empty list of images')
-        if signature == "colorize":
-            raise HTTPError(400, 'the colorize signature takes a scalar vividness: use the columnar format '
-                                 '{"inputs": {"images": [...], "vividness": V}}')
+        if signature != "serving_default":
+            columns = ", ".join(f'"{name}": ...' for name in names[signature]["inputs"])
+            raise HTTPError(400, f'the {signature} signature takes a scalar vividness: use the columnar format '
+                                 f'{{"inputs": {{{columns}}}}}')
         if all(isinstance(i, dict) for i in instances):
             if any(set(i) != {"images"} for i in instances):
                 raise HTTPError(400, 'each instance must be {"images": ...} (the signature\'s one input)')
             instances = [i["images"] for i in instances]
-        return images_from_json(instances, max_pixels), None, signature, True
+        return images_from_json(instances, max_pixels), None, signature, True, None
     inputs = body["inputs"]
     if not isinstance(inputs, dict):
         inputs = {"images": inputs}
     if set(inputs) != expected:
         raise HTTPError(400, f"signature {signature} takes inputs {sorted(expected)}, got {sorted(inputs)}")
     vividness = None
-    if signature == "colorize":
+    if "vividness" in inputs:
         v = inputs["vividness"]
         if isinstance(v, list) and len(v) == 1:
             v = v[0]
         if isinstance(v, str):  # a JSON number, not a string that reads as one
             raise HTTPError(400, f"vividness must be a number, got {json.dumps(v)[:40]}")
         vividness = vividness_of(v)
-    return images_from_json(inputs["images"], max_pixels), vividness, signature, False
+    images = images_from_json(inputs["images"], max_pixels)
+    return images, vividness, signature, False, hints_from_json(inputs["hints"], images.shape) \
+        if "hints" in inputs else None
+
+
+def hints_from_json(value: Any, images_shape: tuple) -> list:
+    """The colorize_hints signature's hints, [N, K, 5] rows x, y (pixels from the top-left), r, g, b (0-255),
+    -> one list of Hints per image; rows outside the photo are padding and left out, as the SavedModel does."""
+    from colorgan.inference.hints import MAX_HINTS, Hint
+    try:
+        rows = np.asarray(value, np.float64)
+    except (ValueError, TypeError):
+        raise HTTPError(400, "hints must be numbers [N, K, 5]: x, y, r, g, b per point") from None
+    n, height, width = images_shape[:3]
+    if rows.ndim != 3 or rows.shape[0] != n or rows.shape[2] != 5:
+        raise HTTPError(400, f"hints must be [N, K, 5] with N = {n} (one list per image, rows x, y, r, g, b), "
+                             f"got shape {list(rows.shape)}")
+    if rows.shape[1] > MAX_HINTS:
+        raise HTTPError(400, f"at most {MAX_HINTS} hints per photo, got {rows.shape[1]}")
+    if not np.all(np.isfinite(rows)):
+        raise HTTPError(400, "hints must be finite numbers")
+    if np.any((rows[..., 2:] < 0) | (rows[..., 2:] > 255)):
+        raise HTTPError(400, "hint colours are r, g, b from 0 to 255")
+    return [[Hint(float(x), float(y), (int(round(r)), int(round(g)), int(round(b))))
+             for x, y, r, g, b in photo if 0 <= x < width and 0 <= y < height] for photo in rows]
 
 
 def tensor_info(dtype: str, rank: int) -> dict:
@@ -236,3 +264,11 @@ SIGNATURES = {
     "colorize": {"inputs": {"images": tensor_info("DT_UINT8", 4), "vividness": tensor_info("DT_FLOAT", 0)},
                  "outputs": {"colorized": tensor_info("DT_UINT8", 4)}, "method_name": "tensorflow/serving/predict"},
 }
+HINT_SIGNATURE = {"inputs": {"images": tensor_info("DT_UINT8", 4), "vividness": tensor_info("DT_FLOAT", 0),
+                             "hints": tensor_info("DT_FLOAT", 3)},
+                  "outputs": {"colorized": tensor_info("DT_UINT8", 4)}, "method_name": "tensorflow/serving/predict"}
+
+
+def signatures(hints: bool) -> dict:
+    """The signatures of a model's SavedModel: a --hints model's has colorize_hints as well."""
+    return {**SIGNATURES, "colorize_hints": HINT_SIGNATURE} if hints else SIGNATURES

@@ -39,8 +39,8 @@ from colorgan.data.image_files import encode_image, opened_image, read_image
 from colorgan.errors import ColorganError, ImageTooLarge, too_many_pixels
 from colorgan.serving.batching import MicroBatcher, QueueFull
 from colorgan.serving.budget import BudgetTimeout, PixelBudget
-from colorgan.serving.http_inputs import (FORMATS, SIGNATURES, ClientGone, HTTPError, json_body, multipart_file,
-                                          predict_request, query_options, read_body)
+from colorgan.serving.http_inputs import (FORMATS, ClientGone, HTTPError, json_body, multipart_file, predict_request,
+                                          query_options, read_body, signatures)
 
 log = logging.getLogger("colorgan")
 MODEL_NAME = "colorgan"  # the name in TF Serving's URLs: /v1/models/colorgan:predict
@@ -93,9 +93,8 @@ class ColorizerBackend:
 
 class SavedModelBackend:
     """An exported SavedModel (what TF Serving would load), called through its signatures: photos batched
-    when they share size and vividness."""
+    when they share size and vividness (and whether they have hints)."""
     auto_levels = False  # the signatures take the photo as it is
-    hints = False  # the exported signatures take no hints yet
 
     def __init__(self, version_dir: str | Path):
         import tensorflow as tf
@@ -111,6 +110,8 @@ class SavedModelBackend:
         loaded = tf.saved_model.load(str(version_dir))
         self._keep = loaded
         self.default_fn, self.vivid_fn = loaded.signatures["serving_default"], loaded.signatures["colorize"]
+        self.hint_fn = loaded.signatures.get("colorize_hints")  # exported from a --hints model
+        self.hints = self.hint_fn is not None
         self.name = str(version_dir)
         self.vividness = float(saved_model_info(version_dir).get("vividness", 1.0))
 
@@ -119,9 +120,9 @@ class SavedModelBackend:
         if auto_levels:  # the exported signatures take the photo as it is
             raise ColorganError("auto_levels needs the model itself (serve.py --run or the shipped weights), "
                                 "not an exported SavedModel")
-        if hints:
-            raise ColorganError("colour hints need a model trained with --hints (serve.py --run), not an exported "
-                                "SavedModel")
+        if hints and not self.hints:
+            raise ColorganError("colour hints need a model trained with --hints; this SavedModel was exported "
+                                "from one without")
         if vividness is not None:
             vividness = check_vividness(vividness)
         image, alpha = np.asarray(image), None
@@ -130,14 +131,29 @@ class SavedModelBackend:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3):
             gray, alpha = to_float_image(image)  # 16-bit, alpha: the signature takes uint8 gray or RGB
             image = np.round(gray * 255.0).astype(np.uint8)
-        return (image.shape, vividness), (image, alpha, vividness)
+        rows = None
+        if hints:  # the signature's rows: x, y in pixels from the top-left (Hint.pixel gives pixel centres)
+            from colorgan.inference.hints import parse_hints
+            height, width = image.shape[:2]
+            rows = np.array([(x - 0.5, y - 0.5, *hint.rgb) for hint in parse_hints(list(hints))
+                             for y, x in [hint.pixel(height, width)]], np.float32)
+        return (image.shape, vividness, rows is not None), (image, alpha, vividness, rows)
 
     def run(self, jobs: list) -> list:
         import tensorflow as tf
-        images = tf.constant(np.stack([image for image, _, _ in jobs]))
-        vividness = jobs[0][2]  # the key: one vividness per batch
-        out = (self.default_fn(images=images) if vividness is None
-               else self.vivid_fn(images=images, vividness=tf.constant(vividness, tf.float32)))
+        images = tf.constant(np.stack([job[0] for job in jobs]))
+        vividness = jobs[0][2]  # the key: one vividness per batch, and hints for all or none
+        if jobs[0][3] is not None:
+            most = max(len(job[3]) for job in jobs)
+            rows = np.full((len(jobs), most, 5), -1.0, np.float32)  # padding rows lie outside every photo
+            for n, job in enumerate(jobs):
+                rows[n, :len(job[3])] = job[3]
+            out = self.hint_fn(images=images, hints=tf.constant(rows),
+                               vividness=tf.constant(self.vividness if vividness is None else vividness, tf.float32))
+        elif vividness is None:
+            out = self.default_fn(images=images)
+        else:
+            out = self.vivid_fn(images=images, vividness=tf.constant(vividness, tf.float32))
         return list(out["colorized"].numpy())
 
     def finish(self, job, result) -> np.ndarray:
@@ -180,10 +196,12 @@ class Service:
             lambda: len(self.batcher))
 
     async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
-                       auto_levels: bool = False, pixels=None, hints=()) -> list:
+                       auto_levels: bool = False, pixels=None, hints=(), hints_each=None) -> list:
         """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
         finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch. All of it
-        inside the pixel budget: pixels(source) counts a source before it is decoded (default: an array's)."""
+        inside the pixel budget: pixels(source) counts a source before it is decoded (default: an array's).
+        hints: colour hints for every source; hints_each: one list per source instead."""
+        hints_each = hints_each or [hints] * len(sources)
         pixels = pixels or (lambda image: int(np.prod(np.shape(image)[:2])))
         total = sum(pixels(source) for source in sources)
         if total > self.budget.capacity:
@@ -191,20 +209,20 @@ class Service:
                                  f"{self.budget.capacity:,} in work at once")
         try:
             async with self.budget.hold(total, self.limits.timeout_s):
-                return await self._colorize(sources, vividness, load, save, auto_levels, hints)
+                return await self._colorize(sources, vividness, load, save, auto_levels, hints_each)
         except BudgetTimeout:
             raise HTTPError(503, f"the server is busy with other large photos (no room within "
                                  f"{self.limits.timeout_s:g} s): try again shortly", {"Retry-After": "5"}) from None
 
-    async def _colorize(self, sources, vividness, load, save, auto_levels, hints) -> list:
-        def prepare(source):
+    async def _colorize(self, sources, vividness, load, save, auto_levels, hints_each) -> list:
+        def prepare(source, hints):
             return self.backend.prepare(load(source) if load else source, vividness, auto_levels, hints)
 
         def finish(job, result):
             out = self.backend.finish(job, result)
             return save(out) if save else out
 
-        jobs = [await run_in_threadpool(prepare, source) for source in sources]
+        jobs = [await run_in_threadpool(prepare, source, hints) for source, hints in zip(sources, hints_each)]
         futures = []
         try:
             for key, job in jobs:
@@ -384,7 +402,7 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
             raise HTTPError(405, "GET is not allowed on :predict (POST a JSON body)")
         if action == "metadata":
             return {"model_spec": {"name": MODEL_NAME, "signature_name": "", "version": "1"},
-                    "metadata": {"signature_def": {"signature_def": SIGNATURES}}}
+                    "metadata": {"signature_def": {"signature_def": signatures(backend.hints)}}}
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
@@ -395,8 +413,9 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
         body = await read_body(request, int(limits.max_upload_mb * 1_000_000), limits.body_stall_s,
                                limits.body_total_s)
         parsed = json_body(body)
-        images, vividness, _, row_format = await run_in_threadpool(predict_request, parsed, limits.max_pixels)
-        outputs = await service.colorize(list(images), vividness)
+        images, vividness, _, row_format, hints = await run_in_threadpool(predict_request, parsed, limits.max_pixels,
+                                                                          backend.hints)
+        outputs = await service.colorize(list(images), vividness, hints_each=hints)
         colorized = np.stack(outputs).tolist()
         return {"predictions": colorized} if row_format else {"outputs": colorized}
 
