@@ -1,6 +1,7 @@
 """Colour hints (--hints): simulated from the truth for training, taken by the generator beside the gray photo,
 and given by users as X,Y,COLOR points on their photos (colorize.py --hint, Colorizer.colorize(hints=))."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from colorgan.color.hints import HINT_P, paint_hints, simulate_hints
 from colorgan.config import Config
@@ -86,9 +88,12 @@ def test_a_hint_in_a_corner_of_a_non_square_photo_lands_in_that_corner():
 def test_a_hints_file_is_read_and_bad_ones_are_one_line_errors(tmp_path):
     good = tmp_path / "h.json"
     good.write_text(json.dumps({"a.jpg": ["1,2,red", {"x": 0.5, "y": 0.5, "color": "#00ff00"}]}))
-    assert [h.rgb for h in load_hints_file(good)["a.jpg"]] == [(255, 0, 0), (0, 255, 0)]
+    assert [h.rgb for h in load_hints_file(good)["a.jpg"][0]] == [(255, 0, 0), (0, 255, 0)]  # a list: frame 0
+    good.write_text(json.dumps({"clip.mp4": {"0": ["1,2,red"], "48": [], "120": ["0.5,0.5,blue"]}}))
+    assert {f: [h.rgb for h in hs] for f, hs in load_hints_file(good)["clip.mp4"].items()} == \
+        {0: [(255, 0, 0)], 48: [], 120: [(0, 0, 255)]}
     for text, says in [("{", "not valid JSON"), ("[1, 2]", "object from photo names"),
-                       ('{"a.jpg": "1,2,red"}', "a list of hints")]:
+                       ('{"a.jpg": "1,2,red"}', "a list of hints"), ('{"v.mp4": {"x": []}}', "not a frame number")]:
         good.write_text(text)
         with pytest.raises(ColorganError, match=says):
             load_hints_file(good)
@@ -303,3 +308,45 @@ def test_the_predict_route_takes_hints_per_image_in_the_colorize_hints_signature
             body["inputs"]["hints"] = bad
             answer = client.post("/v1/models/colorgan:predict", json=body)
             assert answer.status_code == 400 and words in answer.json()["error"], answer.json()
+
+
+def test_video_hints_hold_from_their_frame_to_the_next_scene_cut(tmp_path):
+    from colorgan.inference.files import colorize_jobs
+    from colorgan.inference.video import SteadyColorizer, read_video
+    from test_video import write_clip
+    colorizer = Colorizer.load(_trained_hint_run(tmp_path, "video"))
+    hinted = []
+    predict = colorizer.predict_ab
+
+    def spy(model_in, vividness, hints=None):
+        hinted.append(hints is not None and bool(hints[..., 2].any()))
+        return predict(model_in, vividness, hints)
+    colorizer.predict_ab = spy
+    scene_a = np.tile(np.linspace(60, 200, 48, dtype=np.uint8), (32, 1))
+    scene_b = np.full((32, 48), 20, np.uint8)  # far from scene a's luminance histogram: a cut
+    frames = [scene_a, scene_a, scene_a, scene_b, scene_b, scene_a, scene_a]
+    steady = SteadyColorizer(colorizer, hints={0: parse_hints_list(["2,2,red"]), 4: parse_hints_list(["3,3,blue"])})
+    outputs = [steady(f) for f in frames]
+    # frame 0's hints through frames 1-2, gone at the cut (3), frame 4's own, gone at the cut back (5, 6)
+    assert hinted == [True, True, True, False, True, False, False]
+    plain = SteadyColorizer(colorizer)(scene_a)
+    assert np.abs(outputs[0].astype(int) - plain.astype(int)).max() > 0
+    with pytest.raises(ColorganError, match="without --hints"):
+        SteadyColorizer(Colorizer.load(ROOT / "weights"), hints={0: parse_hints_list(["2,2,red"])})
+    # through the files driver, as colorize.py runs it: a video takes its hints by frame, a photo refuses later frames
+    clip = write_clip(tmp_path / "clip.mp4", [np.repeat(f[..., None], 3, -1) for f in frames])
+    hinted.clear()
+    failed = colorize_jobs(colorizer, [(clip, Path("clip.mp4"))], tmp_path / "out",
+                           hints=lambda src: {0: parse_hints_list(["2,2,red"])})
+    assert not failed and len(read_video(tmp_path / "out" / "clip.mp4")[0]) == len(frames)
+    assert hinted[:3] == [True] * 3 and not any(hinted[3:])
+    photo = tmp_path / "p.png"
+    Image.fromarray(scene_a).save(photo)
+    failed = colorize_jobs(colorizer, [(photo, Path("p.png"))], tmp_path / "out",
+                           hints=lambda src: {5: parse_hints_list(["2,2,red"])})
+    assert "frame numbers are for videos" in failed[0][1]
+
+
+def parse_hints_list(specs):
+    from colorgan.inference.hints import parse_hints
+    return parse_hints(specs)

@@ -112,7 +112,7 @@ def test_luminance_kept_and_colour_as_for_a_photo(shipped, tmp_path):
 
 def jittering_ab(rng, base=(10.0, -5.0), jitter=8.0):
     """A predictor whose ab is a fixed colour plus a new random offset every frame (flicker)."""
-    def predict_ab(model_in, vividness):
+    def predict_ab(model_in, vividness, hints=None):
         n, h, w, _ = model_in.shape
         offset = rng.normal(0.0, jitter, (n, 1, 1, 2))
         return (np.broadcast_to(np.array(base), (n, h, w, 2)) + offset).astype(np.float32)
@@ -133,7 +133,7 @@ def test_smoothing_lowers_flicker_on_a_static_region(tiny, tmp_path, monkeypatch
     assert measured[0.8] < 0.3 * measured[0.0]  # 0.16x here
 
 
-def scene_ab(model_in, vividness):
+def scene_ab(model_in, vividness, hints=None):
     """ab by scene: reddish for a dark frame, greenish for a bright one (model input is L / 50 - 1)."""
     n, h, w, _ = model_in.shape
     a = np.where(model_in.mean(axis=(1, 2, 3)) < 0.0, 30.0, -30.0)
@@ -162,7 +162,7 @@ def test_interrupted_video_leaves_no_file(tiny, tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "clip.mp4", static_with_moving_square(n=10))
     frames_done = []
 
-    def interrupt_at_frame_5(model_in, vividness):
+    def interrupt_at_frame_5(model_in, vividness, hints=None):
         frames_done.append(1)
         if len(frames_done) == 5:
             raise KeyboardInterrupt

@@ -39,10 +39,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOR",
                         help="a point of known colour, for a model trained with --hints (repeatable): X,Y in the "
                              "photo's pixels (integers) or as fractions of its width and height (0.5,0.25); COLOR "
-                             "as #rrggbb or a CSS name; its luminance is ignored. Applies to every photo given")
+                             "as #rrggbb or a CSS name; its luminance is ignored. Applies to every photo given, and to a "
+                             "video's first frame until its first scene cut")
     parser.add_argument("--hints-file", metavar="JSON",
                         help='hints per photo: {"photo.jpg": ["120,80,red", {"x": 0.5, "y": 0.2, "color": "#2a6e3f"}]} '
-                             "(names as given or file names)")
+                             '(names as given or file names); a video\'s by frame number, held to the next scene '
+                             'cut: {"clip.mp4": {"0": [...], "480": [...]}}')
     parser.add_argument("--side-by-side", action="store_true",
                         help="also write NAME_side_by_side: the original in gray | colorized")
     parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
@@ -91,10 +93,17 @@ def main(argv=None, prog: str = PROG) -> int:
 
 
 def read_hints(args: argparse.Namespace):
-    """--hint and --hints-file -> None, or a function from an input file to its hints (checked before loading)."""
+    """--hint and --hints-file -> None, or a function from an input file to its hints by frame, {frame: hints}
+    (checked before loading). --hint is on every photo, and on a video's first frame."""
     from colorgan.inference.hints import hints_for, load_hints_file, parse_hints
     everywhere = parse_hints(args.hint)
     by_name = load_hints_file(args.hints_file) if args.hints_file else {}
     if not everywhere and not by_name:
         return None
-    return lambda photo: everywhere + hints_for(photo, by_name)
+
+    def file_hints(src):
+        by_frame = dict(hints_for(src, by_name))
+        if everywhere:
+            by_frame[0] = everywhere + by_frame.get(0, [])
+        return by_frame
+    return file_hints

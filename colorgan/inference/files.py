@@ -15,6 +15,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from colorgan.data.image_files import READABLE, read_image, write_image
 from colorgan.errors import ColorganError
+from colorgan.inference.hints import photo_hints
 from colorgan.inference.video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, colorize_video, is_video
 from colorgan.progress import progress_bar
 
@@ -88,7 +89,8 @@ def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.Pa
                   temporal_smoothing: float = DEFAULT_SMOOTHING, hints=None) -> list[tuple[Path, str]]:
     """colorize_paths for the (file, output path relative to out_dir) pairs that find_jobs gives.
 
-    hints: None, or a function from an input file to its colour hints (colorgan.inference.hints; photos only).
+    hints: None, or a function from an input file to its colour hints by frame, {frame: [hints]} (a photo has
+    frame 0 only; a video's hints last from their frame to the next scene cut: video.SteadyColorizer).
     """
     out_dir = Path(out_dir)
     failed = []
@@ -97,13 +99,13 @@ def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.Pa
         for src, rel in progress_bar(jobs, unit="file", disable=len(jobs) < 2, desc="colorizing"):
             pair = out_dir / side_by_side_path(rel) if side_by_side else None
             try:
-                photo_hints = hints(src) if hints else []
+                by_frame = hints(src) if hints else {}
                 if is_video(src):
-                    if photo_hints:
-                        raise ColorganError(f"{src}: colour hints apply to photos, not yet to videos")
-                    colorize_video(colorizer, src, out_dir / rel, temporal_smoothing, side_by_side=pair)
+                    colorize_video(colorizer, src, out_dir / rel, temporal_smoothing, side_by_side=pair,
+                                   hints=by_frame)
                 else:
-                    colorize_photo(colorizer, src, out_dir / rel, side_by_side=pair, hints=photo_hints)
+                    colorize_photo(colorizer, src, out_dir / rel, side_by_side=pair,
+                                   hints=photo_hints(src, by_frame))
             except ColorganError as e:
                 failed.append((src, str(e)))
                 log.warning("skipped %s", e)

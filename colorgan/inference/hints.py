@@ -91,8 +91,10 @@ def parse_hints(specs) -> list[Hint]:
     return [s if isinstance(s, Hint) else parse_hint(s) for s in specs]
 
 
-def load_hints_file(path: str | Path) -> dict[str, list[Hint]]:
-    """--hints-file: a JSON object from photo file names (as given or their base names) to lists of hints."""
+def load_hints_file(path: str | Path) -> dict[str, dict[int, list[Hint]]]:
+    """--hints-file: a JSON object from file names (as given or their base names) to hints: a list (a photo's,
+    or a video's first frame's) or, for a video, an object from frame numbers (0 the first) to lists. Returns
+    each file's hints by frame: {name: {frame: [Hint, ...]}} (a list is frame 0)."""
     try:
         values = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -101,12 +103,31 @@ def load_hints_file(path: str | Path) -> dict[str, list[Hint]]:
         raise ColorganError(f"--hints-file {path}: not valid JSON ({e})") from None
     if not isinstance(values, dict):
         raise ColorganError(f"--hints-file {path}: expected an object from photo names to lists of hints")
-    return {str(name): parse_hints(specs) for name, specs in values.items()}
+    return {str(name): _by_frame(name, specs) for name, specs in values.items()}
 
 
-def hints_for(photo: Path, hints_by_name: dict[str, list[Hint]]) -> list[Hint]:
-    """The hints of one photo in a --hints-file: by its path as given, else by its file name."""
-    return hints_by_name.get(str(photo), hints_by_name.get(photo.name, []))
+def _by_frame(name: str, specs) -> dict[int, list[Hint]]:
+    if not isinstance(specs, dict):
+        return {0: parse_hints(specs)}
+    frames = {}
+    for frame, hints in specs.items():
+        if not (isinstance(frame, str) and frame.isdigit()):
+            raise ColorganError(f"--hints-file: {name}: frame {frame!r} is not a frame number (0 is the first)")
+        frames[int(frame)] = parse_hints(hints)
+    return frames
+
+
+def hints_for(photo: Path, hints_by_name: dict[str, dict[int, list[Hint]]]) -> dict[int, list[Hint]]:
+    """The hints of one file in a --hints-file, by frame: by its path as given, else by its file name."""
+    return hints_by_name.get(str(photo), hints_by_name.get(photo.name, {}))
+
+
+def photo_hints(src: Path, by_frame: dict[int, list[Hint]]) -> list[Hint]:
+    """A photo's hints from hints by frame: frame 0's; hints for later frames are a mistake for a photo."""
+    later = sorted(frame for frame in by_frame if frame)
+    if later:
+        raise ColorganError(f"{src}: hints for frame {later[0]}: frame numbers are for videos, not photos")
+    return by_frame.get(0, [])
 
 
 def hint_map(hints: list[Hint], photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:

@@ -128,24 +128,41 @@ class SteadyColorizer:
     The Colorizer's own steps, with the average between prediction and recombination: ab at the working
     size is small (at the shipped 128 px, a few hundred times fewer numbers than a 1080p frame), so
     averaging it costs nothing.
+
+    hints (a --hints model): colour hints by frame number, {frame: [hints]} (0 the first frame): hints given on
+    a frame hold for the frames after it, as the user placed them on the picture, until the next scene cut or
+    the next frame with hints of its own (an empty list clears them).
     """
 
-    def __init__(self, colorizer, smoothing: float = DEFAULT_SMOOTHING, vividness: float | None = None):
+    def __init__(self, colorizer, smoothing: float = DEFAULT_SMOOTHING, vividness: float | None = None,
+                 hints: dict | None = None):
         self.colorizer = colorizer
         self.cuts, self.average = SceneCuts(), AbAverage(smoothing)
         self.vividness = np.array([colorizer.check_vividness(vividness)], np.float32)
+        self.hints_by_frame = dict(hints or {})
+        if any(self.hints_by_frame.values()) and not colorizer.takes_hints:
+            raise ColorganError("this model was trained without --hints: it cannot take colour hints")
+        self.frame, self.hints = 0, []
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """uint8 RGB or gray frame -> colorized uint8 RGB frame of the same size."""
         prepared = self.colorizer.prepare(frame)
-        ab = self.colorizer.predict_ab(prepared.model_in, self.vividness)[0]
-        return self.colorizer.finish(prepared, self.average.update(ab, restart=self.cuts.is_cut(prepared.gray)))
+        cut = self.cuts.is_cut(prepared.gray)
+        if self.frame in self.hints_by_frame:
+            self.hints = self.hints_by_frame[self.frame]
+        elif cut:  # a new scene: the last one's hints were placed on other things
+            self.hints = []
+        self.frame += 1
+        ab = self.colorizer.predict_ab(prepared.model_in, self.vividness,
+                                       self.colorizer.hint_map(prepared, self.hints))[0]
+        return self.colorizer.finish(prepared, self.average.update(ab, restart=cut))
 
 
 def colorized_frames(colorizer, frames: Iterable[np.ndarray], smoothing: float = DEFAULT_SMOOTHING,
-                     vividness: float | None = None) -> Iterator[np.ndarray]:
-    """Frames in order (uint8 RGB or gray, all one size) -> colorized uint8 RGB frames of the same size."""
-    steady = SteadyColorizer(colorizer, smoothing, vividness)
+                     vividness: float | None = None, hints: dict | None = None) -> Iterator[np.ndarray]:
+    """Frames in order (uint8 RGB or gray, all one size) -> colorized uint8 RGB frames of the same size;
+    hints by frame as SteadyColorizer takes them."""
+    steady = SteadyColorizer(colorizer, smoothing, vividness, hints)
     return (steady(frame) for frame in frames)
 
 
@@ -261,8 +278,9 @@ def _bgr(frame: np.ndarray) -> np.ndarray:
 
 def colorize_video(colorizer, src: str | os.PathLike, dst: str | os.PathLike, smoothing: float = DEFAULT_SMOOTHING,
                    side_by_side: str | os.PathLike | None = None, vividness: float | None = None,
-                   progress: bool = True) -> int:
+                   progress: bool = True, hints: dict | None = None) -> int:
     """Colorize the video src into dst (and a gray | colour video into side_by_side); returns the frame count.
+    hints: colour hints by frame number (SteadyColorizer).
 
     A file that cannot be opened, has no frame, or ends before the frame count its container gives is a
     ColorganError naming it, and nothing is written.
@@ -275,7 +293,7 @@ def colorize_video(colorizer, src: str | os.PathLike, dst: str | os.PathLike, sm
                        if side_by_side else None)
         bar = outputs.enter_context(progress_bar(total=info.frames or None, unit="frame", desc=src.name, leave=False,
                                          disable=not progress))
-        steady, n = SteadyColorizer(colorizer, smoothing, vividness), 0
+        steady, n = SteadyColorizer(colorizer, smoothing, vividness, hints), 0
         for frame in read_frames(capture):
             colour = steady(frame)
             writer.write(_bgr(colour))
