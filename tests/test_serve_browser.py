@@ -247,6 +247,25 @@ def test_page_places_a_hint_and_the_colour_there_moves_toward_it(hint_server, tm
         after = ab_at(output, 0.25, 0.5)
         assert np.linalg.norm(after - target) < 0.85 * np.linalg.norm(before - target)  # toward the hint's colour
         assert stage.is_displayed()
+        # The hint's dot sits where it was placed, in its colour; dragged to the right half, the hint moves there
+        # (the request carries the new place) and the colour follows it.
+        dot = card.find_element(By.CSS_SELECTOR, ".hint-dot")
+        assert abs(dot.rect["x"] + dot.rect["width"] / 2 - (box["x"] + box["width"] / 4)) < 4
+        right_before = ab_at(output, 0.75, 0.5)
+        src = output.get_attribute("src")
+        ActionChains(browser).click_and_hold(dot).move_by_offset(box["width"] // 4, 0) \
+            .move_by_offset(box["width"] // 4, 0).release().perform()
+        def last_request():
+            return [u for u in browser.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)") if "/v1/colorize" in u][-1]
+        # (a request may go while it is dragged; the one on release has the final place)
+        WebDriverWait(browser, 120).until(lambda b: "hints=0.7" in last_request() and output.get_attribute("src")
+                                          != src and card.get_attribute("data-state") == "done")
+        assert len(card.find_elements(By.CSS_SELECTOR, ".hint-dot")) == 1  # moved, not added
+        listed = card.find_element(By.CSS_SELECTOR, ".hints li span").text  # "74%, 49%": the list follows the dot
+        assert 70 <= int(listed.split("%")[0]) <= 78
+        right_after = ab_at(output, 0.75, 0.5)
+        assert np.linalg.norm(right_after - target) < 0.85 * np.linalg.norm(right_before - target)
         browser.save_screenshot(str(tmp_path / "page_hint.png"))
     finally:
         browser.quit()

@@ -188,9 +188,62 @@ function colourAt(img, fx, fy) {
   return '#' + [r, gg, b].map((v) => v.toString(16).padStart(2, '0')).join('');
 }
 
+// Re-colorize a moment after the last change (a colour being picked, a hint being dragged).
+function colorizeSoon(card) {
+  clearTimeout(card.st.timer);
+  card.st.timer = setTimeout(() => colorize(card), DEBOUNCE_MS);
+}
+
+// Where a pointer is on the photo, as fractions of its width and height (kept inside it).
+function photoFraction(card, e) {
+  const r = $('.colorized', card).getBoundingClientRect();
+  if (!r.width || !r.height) return null;
+  return [Math.min(0.9999, Math.max(0, (e.clientX - r.left) / r.width)),
+          Math.min(0.9999, Math.max(0, (e.clientY - r.top) / r.height))];
+}
+
+function whereText(h) { return `${Math.round(h.x * 100)}%, ${Math.round(h.y * 100)}%`; }
+
+// A dot on the photo per hint, in its colour: drag it to move the hint (the photo is colorized again as it moves).
+function hintDot(card, h, i, where) {
+  const dot = document.createElement('span');
+  dot.className = 'hint-dot';
+  dot.title = `Hint ${i + 1}: drag to move`;
+  const place = () => {
+    dot.style.left = `${h.x * 100}%`;
+    dot.style.top = `${h.y * 100}%`;
+    dot.style.background = h.color;
+  };
+  place();
+  dot.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    e.stopPropagation();  // not a new hint, nor the compare divider
+    e.preventDefault();  // nor the browser's own drag of the image under it (it cancels the pointer)
+    dot.setPointerCapture(e.pointerId);
+  });
+  dot.addEventListener('pointermove', (e) => {
+    if (!dot.hasPointerCapture(e.pointerId)) return;
+    const f = photoFraction(card, e);
+    if (!f) return;
+    [h.x, h.y] = f;
+    place();
+    where.textContent = whereText(h);
+    colorizeSoon(card);
+  });
+  dot.addEventListener('pointerup', (e) => {
+    if (!dot.hasPointerCapture(e.pointerId)) return;
+    clearTimeout(card.st.timer);  // released: the final place at once
+    colorize(card);
+  });
+  dot.update = place;
+  return dot;
+}
+
 function renderHints(card) {
   const list = $('.hints', card);
+  const stage = $('.stage', card);
   list.replaceChildren();
+  stage.querySelectorAll('.hint-dot').forEach((d) => d.remove());
   list.hidden = !card.st.hints.length;
   card.st.hints.forEach((h, i) => {
     const item = document.createElement('li');
@@ -199,13 +252,14 @@ function renderHints(card) {
     pick.value = h.color;
     pick.className = 'hint-colour';
     pick.setAttribute('aria-label', `Colour of hint ${i + 1}`);
+    const where = document.createElement('span');
+    where.textContent = whereText(h);
+    const dot = hintDot(card, h, i, where);
     pick.addEventListener('input', () => {
       h.color = pick.value;
-      clearTimeout(card.st.timer);
-      card.st.timer = setTimeout(() => colorize(card), DEBOUNCE_MS);
+      dot.update();
+      colorizeSoon(card);
     });
-    const where = document.createElement('span');
-    where.textContent = `${Math.round(h.x * 100)}%, ${Math.round(h.y * 100)}%`;
     const drop = document.createElement('button');
     drop.type = 'button';
     drop.className = 'hint-remove';
@@ -214,16 +268,14 @@ function renderHints(card) {
     drop.addEventListener('click', () => { card.st.hints.splice(i, 1); renderHints(card); colorize(card); });
     item.append(pick, where, drop);
     list.append(item);
+    stage.append(dot);
   });
 }
 
 function addHint(card, e) {
-  const img = $('.colorized', card);
-  const r = img.getBoundingClientRect();
-  if (!r.width || !r.height) return;
-  const fx = Math.min(0.9999, Math.max(0, (e.clientX - r.left) / r.width));
-  const fy = Math.min(0.9999, Math.max(0, (e.clientY - r.top) / r.height));
-  card.st.hints.push({ x: fx, y: fy, color: colourAt(img, fx, fy) });
+  const f = photoFraction(card, e);
+  if (!f) return;
+  card.st.hints.push({ x: f[0], y: f[1], color: colourAt($('.colorized', card), f[0], f[1]) });
   renderHints(card);
   colorize(card);
 }
@@ -248,8 +300,7 @@ function makeCard(file) {
   vivOut.textContent = Number(viv.value).toFixed(2);
   const onViv = () => {
     vivOut.textContent = Number(viv.value).toFixed(2);
-    clearTimeout(card.st.timer);
-    card.st.timer = setTimeout(() => colorize(card), DEBOUNCE_MS);
+    colorizeSoon(card);
   };
   viv.addEventListener('input', onViv);
   viv.addEventListener('change', onViv);
