@@ -205,6 +205,10 @@ def test_a_wheel_installs_and_its_command_works_outside_the_checkout(tmp_path):
     _run([bin_dir / "colorgan", "colorize", photo, "-o", "out"], cwd=away)
     with Image.open(photo) as original, Image.open(away / "out" / photo.name) as colorized:
         assert colorized.size == original.size and colorized.mode == "RGB"
+    # variants: the shipped hint model travels in the wheel too
+    _run([bin_dir / "colorgan", "colorize", photo, "--variants", "2", "--seed", "1", "-o", "variants"], cwd=away)
+    assert sorted(p.name for p in (away / "variants").iterdir()) == sorted(
+        f"{photo.stem}_variant{n}{suffix}" for n in (1, 2) for suffix in (photo.suffix, ".hints.json"))
 
     # train on the default data: the embedded sample, found inside the package
     out = _run([bin_dir / "colorgan", "train", "--epochs", "1", "--steps-per-epoch", "2", *TINY_TRAINING,

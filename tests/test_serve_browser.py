@@ -266,6 +266,20 @@ def test_page_places_a_hint_and_the_colour_there_moves_toward_it(hint_server, tm
         assert 70 <= int(listed.split("%")[0]) <= 78
         right_after = ab_at(output, 0.75, 0.5)
         assert np.linalg.norm(right_after - target) < 0.85 * np.linalg.norm(right_before - target)
+        # Variants: a strip of thumbnails drawn with the user's hint kept; picking one shows it and puts its hints
+        # on the photo (the user's, then the drawn ones), to be moved from there.
+        from colorgan.inference.variants import VARIANT_POINTS
+        card.find_element(By.CSS_SELECTOR, "button.variants-btn").click()
+        thumbs = WebDriverWait(browser, 120).until(
+            lambda b: len(card.find_elements(By.CSS_SELECTOR, ".variant img")) == 4
+            and card.find_elements(By.CSS_SELECTOR, ".variant img"))
+        src = output.get_attribute("src")
+        thumbs[1].click()
+        WebDriverWait(browser, 30).until(lambda b: output.get_attribute("src") != src)
+        assert len(card.find_elements(By.CSS_SELECTOR, ".hint-dot")) == 1 + VARIANT_POINTS
+        assert card.find_elements(By.CSS_SELECTOR, ".variant")[1].get_attribute("aria-pressed") == "true"
+        for fx, fy in ((0.25, 0.5), (0.75, 0.5)):  # the photo shown is the picked variant
+            assert np.abs(ab_at(output, fx, fy) - ab_at(thumbs[1], fx, fy)).max() < 1e-3
         browser.save_screenshot(str(tmp_path / "page_hint.png"))
     finally:
         browser.quit()

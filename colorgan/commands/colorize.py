@@ -45,6 +45,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         help='hints per photo: {"photo.jpg": ["120,80,red", {"x": 0.5, "y": 0.2, "color": "#2a6e3f"}]} '
                              '(names as given or file names); a video\'s by frame number, held to the next scene '
                              'cut: {"clip.mp4": {"0": [...], "480": [...]}}')
+    parser.add_argument("--variants", type=variant_count_type, metavar="K",
+                        help="photos: K plausible colourings of each (NAME_variant1 .. NAME_variantK), each with the "
+                             "hints that made it as NAME_variantN.hints.json, a --hints-file to start from; needs a "
+                             "--hints model (default: the shipped weights/hints/); --hint points are kept in every one")
+    parser.add_argument("--seed", type=int,
+                        help="--variants: the same seed gives the same variants (default: new ones each time)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="also write NAME_side_by_side: the original in gray | colorized")
     parser.add_argument("--temporal-smoothing", type=smoothing_type, default=DEFAULT_SMOOTHING, metavar="A",
@@ -64,11 +70,24 @@ def smoothing_type(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def variant_count_type(text: str) -> int:
+    """argparse type of --variants: a whole number from 1 to MAX_VARIANTS."""
+    from colorgan.inference.variants import check_variant_count
+    try:
+        return check_variant_count(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    except ColorganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv=None, prog: str = PROG) -> argparse.Namespace:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.render_size is not None and args.render_size < 1:
         parser.error("--render-size must be at least 1")
+    if args.seed is not None and not args.variants:
+        parser.error("--seed is for --variants")
     return args
 
 
@@ -83,12 +102,18 @@ def main(argv=None, prog: str = PROG) -> int:
     import_tensorflow_quietly()
     from colorgan.inference.colorizer import Colorizer
 
-    colorizer = Colorizer.load(args.model or args.run, render_size=args.render_size, vividness=args.vividness,
+    from colorgan.inference.variants import HINT_WEIGHTS
+    model = args.model or args.run or (HINT_WEIGHTS if args.variants else None)
+    colorizer = Colorizer.load(model, render_size=args.render_size, vividness=args.vividness,
                                auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore)
     if hints and not colorizer.takes_hints:
         raise ColorganError("--hint/--hints-file: this model was trained without --hints; it cannot take colour hints")
+    if args.variants and not colorizer.takes_hints:
+        raise ColorganError("--variants: this model was trained without --hints (leave out --run/--model for the "
+                            "shipped weights/hints/)")
     failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
-                           temporal_smoothing=args.temporal_smoothing, hints=hints)
+                           temporal_smoothing=args.temporal_smoothing, hints=hints,
+                           variants=args.variants or 0, seed=args.seed)
     return 1 if failed else 0
 
 

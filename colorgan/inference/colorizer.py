@@ -175,6 +175,13 @@ class Colorizer:
                              self.hint_map(prepared, hints))
         return self.finish(prepared, ab[0])
 
+    def colorize_variants(self, image: np.ndarray, k: int, seed: int | None = None, vividness: float | None = None,
+                          auto_levels: bool | None = None, hints=()) -> list:
+        """k plausible colourings of the photo (a --hints model only): Variants (image, the hints that made it,
+        the user's `hints` among them); the same seed gives the same variants (colorgan.inference.variants)."""
+        from colorgan.inference.variants import colorize_variants
+        return colorize_variants(self, image, k, seed, vividness, auto_levels, hints)
+
     @property
     def takes_hints(self) -> bool:
         return hint_channels(self.generator) > 0

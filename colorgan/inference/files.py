@@ -7,12 +7,14 @@ that fails is named with its reason and the rest go on.
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from colorgan.atomic import atomic_write_text
 from colorgan.data.image_files import READABLE, read_image, write_image
 from colorgan.errors import ColorganError
 from colorgan.inference.hints import photo_hints
@@ -67,6 +69,20 @@ def colorize_photo(colorizer, src: Path, dst: Path, side_by_side: Path | None = 
         write_image(side_by_side, side_by_side_image(image, result))
 
 
+def variant_path(rel: Path, n: int) -> Path:
+    return rel.with_name(f"{rel.stem}_variant{n}{rel.suffix}")
+
+
+def write_variants(colorizer, src: Path, dst: Path, k: int, seed: int | None, hints=()) -> None:
+    """NAME_variant1 .. NAME_variantK beside where NAME would go, each with NAME_variantN.hints.json: the hints
+    that made it, as a --hints-file for the photo (to colorize it again from there, changed)."""
+    for n, variant in enumerate(colorizer.colorize_variants(read_image(src), k, seed=seed, hints=hints), 1):
+        out = variant_path(dst, n)
+        write_image(out, variant.image)
+        atomic_write_text(out.with_name(out.stem + ".hints.json"),
+                          json.dumps({src.name: [hint.as_json() for hint in variant.hints]}, indent=1) + "\n")
+
+
 def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike, side_by_side: bool = False,
                    temporal_smoothing: float = DEFAULT_SMOOTHING) -> list[tuple[Path, str]]:
     """Colorize every input (photos and videos) into out_dir; returns the (file, reason) pairs that failed.
@@ -86,11 +102,13 @@ def find_jobs(inputs: list[str]) -> list[tuple[Path, Path]]:
 
 
 def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.PathLike, side_by_side: bool = False,
-                  temporal_smoothing: float = DEFAULT_SMOOTHING, hints=None) -> list[tuple[Path, str]]:
+                  temporal_smoothing: float = DEFAULT_SMOOTHING, hints=None, variants: int = 0,
+                  seed: int | None = None) -> list[tuple[Path, str]]:
     """colorize_paths for the (file, output path relative to out_dir) pairs that find_jobs gives.
 
     hints: None, or a function from an input file to its colour hints by frame, {frame: [hints]} (a photo has
     frame 0 only; a video's hints last from their frame to the next scene cut: video.SteadyColorizer).
+    variants: K > 0 writes K colourings of each photo instead of one (write_variants; videos are skipped).
     """
     out_dir = Path(out_dir)
     failed = []
@@ -100,7 +118,11 @@ def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.Pa
             pair = out_dir / side_by_side_path(rel) if side_by_side else None
             try:
                 by_frame = hints(src) if hints else {}
-                if is_video(src):
+                if variants:
+                    if is_video(src):
+                        raise ColorganError(f"{src}: --variants is for photos, not videos")
+                    write_variants(colorizer, src, out_dir / rel, variants, seed, photo_hints(src, by_frame))
+                elif is_video(src):
                     colorize_video(colorizer, src, out_dir / rel, temporal_smoothing, side_by_side=pair,
                                    hints=by_frame)
                 else:

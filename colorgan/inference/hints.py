@@ -37,6 +37,18 @@ class Hint(NamedTuple):
             raise ColorganError(f"hint at {self.x:g},{self.y:g}: outside the {width}x{height} photo")
         return self.y + 0.5, self.x + 0.5
 
+    def as_fraction(self, height: int, width: int) -> "Hint":
+        """The same point as fractions of a photo of this size (what the web page works in)."""
+        if self.fraction:
+            return self
+        y, x = self.pixel(height, width)
+        return Hint(x / width, y / height, self.rgb, True)
+
+    def as_json(self) -> dict:
+        """The hint as a --hints-file / API entry that parses back to it: pixels as integers, fractions as floats."""
+        x, y = (float(self.x), float(self.y)) if self.fraction else (int(self.x), int(self.y))
+        return {"x": x, "y": y, "color": "#%02x%02x%02x" % tuple(self.rgb)}
+
 
 def parse_color(text: str) -> tuple[int, int, int]:
     """'#rrggbb', '#rgb' or a CSS colour name -> (r, g, b) in 0..255; a ColorganError otherwise."""

@@ -125,13 +125,16 @@ QUERY_OPTIONS = ("format", "vividness", "auto_levels", "hints")
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def query_options(request: Request, default_format: str = "png") -> tuple[str, float | None, bool, list]:
-    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels, colour hints).
+def query_options(request: Request, default_format: str = "png",
+                  extra: tuple = ()) -> tuple[str, float | None, bool, list]:
+    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels, colour hints); `extra`:
+    the names a route reads itself besides these.
 
     hints: X,Y,COLOR points separated by ';' (colorgan.inference.hints), e.g. hints=120,80,red;0.5,0.5,%232a6e3f."""
-    unknown = set(request.query_params) - set(QUERY_OPTIONS)
+    known = QUERY_OPTIONS + tuple(extra)
+    unknown = set(request.query_params) - set(known)
     if unknown:
-        raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: {', '.join(QUERY_OPTIONS)})")
+        raise HTTPError(400, f"unknown parameter {sorted(unknown)[0]!r} (known: {', '.join(known)})")
     fmt = request.query_params.get("format", default_format).lower()
     if fmt not in FORMATS:
         raise HTTPError(400, f"format {fmt!r} is not one of png, jpeg")
@@ -141,6 +144,22 @@ def query_options(request: Request, default_format: str = "png") -> tuple[str, f
     vividness = request.query_params.get("vividness")
     return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels], \
         hints_of(request.query_params.get("hints", ""))
+
+
+VARIANT_OPTIONS = ("k", "seed")
+
+
+def variant_options(request: Request) -> tuple[int, int | None]:
+    """/v1/variants' own query: k (how many, default DEFAULT_VARIANTS) and seed (default: new variants)."""
+    from colorgan.inference.variants import DEFAULT_VARIANTS, check_variant_count
+    k, seed = request.query_params.get("k", str(DEFAULT_VARIANTS)), request.query_params.get("seed")
+    try:
+        k = check_variant_count(int(k)) if k.isdigit() else check_variant_count(k)
+    except ColorganError as e:
+        raise HTTPError(400, str(e)) from None
+    if seed is not None and not (seed.isdigit() and len(seed) <= 18):
+        raise HTTPError(400, f"seed must be a whole number 0 or more, got {seed[:20]!r}")
+    return k, None if seed is None else int(seed)
 
 
 def hints_of(text: str) -> list:

@@ -18,6 +18,7 @@ refusal is a 4xx (503 when the queue is full) with a JSON body {"error": "..."},
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import logging
 import socket
@@ -36,11 +37,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from colorgan.data.image_files import encode_image, opened_image, read_image
 from colorgan.errors import ColorganError, ImageTooLarge, too_many_pixels
+from colorgan.inference.variants import draw_hint_sets, image_ab
 from colorgan.serving.backends import ColorizerBackend, SavedModelBackend  # noqa: F401 (serve.py and tests import them here)
 from colorgan.serving.batching import MicroBatcher, QueueFull
 from colorgan.serving.budget import BudgetTimeout, PixelBudget
 from colorgan.serving.http_inputs import (FORMATS, ClientGone, HTTPError, json_body, multipart_file, predict_request,
-                                          query_options, read_body, signatures)
+                                          query_options, read_body, signatures, VARIANT_OPTIONS, variant_options)
 
 log = logging.getLogger("colorgan")
 MODEL_NAME = "colorgan"  # the name in TF Serving's URLs: /v1/models/colorgan:predict
@@ -264,20 +266,45 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
                 "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels,
                 "hints": backend.hints}
 
-    @app.post("/v1/colorize")
-    async def colorize(request: Request):
-        fmt, vividness, auto_levels, hints = query_options(request)
+    async def photo_body(request: Request) -> bytes:
         body = await read_body(request, int(limits.max_upload_mb * 1_000_000), limits.body_stall_s,
                                limits.body_total_s)
         content_type = request.headers.get("content-type", "")
-        if content_type.lower().startswith("multipart/"):
-            body = multipart_file(body, content_type)
+        return multipart_file(body, content_type) if content_type.lower().startswith("multipart/") else body
+
+    @app.post("/v1/colorize")
+    async def colorize(request: Request):
+        fmt, vividness, auto_levels, hints = query_options(request)
+        body = await photo_body(request)
         pillow_format, media_type = FORMATS[fmt]
         (encoded,) = await service.colorize(
             [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
             save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels, hints=hints,
             pixels=lambda data: checked_pixels(data, limits.max_pixels))
         return Response(encoded, media_type=media_type)
+
+    @app.post("/v1/variants")
+    async def variants(request: Request):
+        """k colourings of the photo under hints drawn from the automatic one (inference.variants), each with its
+        hints as fractions of the photo (to send back to /v1/colorize as they are, or changed)."""
+        fmt, vividness, auto_levels, hints = query_options(request, extra=VARIANT_OPTIONS)
+        k, seed = variant_options(request)
+        if not backend.hints:
+            raise HTTPError(400, "this server's model was trained without --hints, so it makes no variants "
+                                 "(serve.py --run weights/hints)")
+        body = await photo_body(request)
+        checked_pixels(body, limits.max_pixels)
+        image = await run_in_threadpool(read_image, body, "the uploaded image", limits.max_pixels)
+        (auto,) = await service.colorize([image], vividness, auto_levels=auto_levels, hints=hints)
+        height, width = image.shape[:2]
+        drawn = await run_in_threadpool(lambda: draw_hint_sets(image_ab(auto), (height, width), k, seed, hints))
+        pillow_format, media_type = FORMATS[fmt]
+        encoded = await service.colorize([image] * k, vividness, save=lambda out: encode_image(out, pillow_format),
+                                         auto_levels=auto_levels, hints_each=drawn)
+        return {"media_type": media_type, "variants": [
+            {"image": base64.b64encode(data).decode("ascii"),
+             "hints": [hint.as_fraction(height, width).as_json() for hint in points]}
+            for data, points in zip(encoded, drawn)]}
 
     def model_action(spec: str) -> str:
         """'colorgan', 'colorgan/versions/1', with ':predict' or '/metadata' -> '', 'predict' or 'metadata'."""

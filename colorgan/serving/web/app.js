@@ -280,6 +280,61 @@ function addHint(card, e) {
   colorize(card);
 }
 
+// ---- variants: several colourings to pick from (a model trained with --hints) ----
+
+const VARIANTS = 4;
+
+// Ask for VARIANTS colourings under hints drawn from the current one (the user's own hints kept in each); show
+// them as a strip. Picking one shows it and puts its hints on the photo, to be moved or changed from there.
+async function showVariants(card) {
+  const st = card.st;
+  const strip = $('.variants', card);
+  const btn = $('.variants-btn', card);
+  const viv = $('.vividness', card).value;
+  const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
+  const url = `/v1/variants?k=${VARIANTS}&format=jpeg&vividness=${encodeURIComponent(viv)}${levels}` +
+    hintsQuery(st.hints);
+  btn.disabled = true;
+  setStatus(card, 'drawing variants…');
+  try {
+    const res = await withKey(url, {
+      method: 'POST', body: st.file, headers: { 'Content-Type': st.file.type || 'application/octet-stream' },
+    });
+    if (!res.ok) throw new Error(await errorMessage(res));
+    const answer = await res.json();
+    strip.replaceChildren();
+    answer.variants.forEach((v, i) => {
+      const pick = document.createElement('button');
+      pick.type = 'button';
+      pick.className = 'variant';
+      pick.setAttribute('aria-pressed', 'false');
+      pick.setAttribute('aria-label', `Variant ${i + 1}: use it and its ${v.hints.length} hints`);
+      const img = document.createElement('img');
+      img.alt = `variant ${i + 1}`;
+      img.src = `data:${answer.media_type};base64,${v.image}`;
+      pick.append(img);
+      pick.addEventListener('click', async () => {
+        strip.querySelectorAll('.variant').forEach((b) => b.setAttribute('aria-pressed', String(b === pick)));
+        const seq = ++st.seq;  // a request in flight is now stale
+        if (st.ctrl) st.ctrl.abort();
+        clearTimeout(st.timer);
+        st.hints = v.hints.map((h) => ({ x: h.x, y: h.y, color: h.color }));
+        renderHints(card);
+        const blob = await (await fetch(img.src)).blob();
+        await showOutput(card, blob, 'jpeg', () => seq !== st.seq);
+      });
+      strip.append(pick);
+    });
+    strip.hidden = false;
+    setStatus(card, '');
+  } catch (e) {
+    showError(card, `variants: ${e.message || e}`);
+    setStatus(card, '');
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 // ---- building cards ----
 
 function makeCard(file) {
@@ -309,6 +364,8 @@ function makeCard(file) {
   $('.ctl-levels', card).hidden = !info.auto_levels;  // an exported SavedModel takes the photo as it is
   levels.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
   $('.ctl-hints', card).hidden = !info.hints;  // only a model trained with --hints takes them
+  $('.ctl-variants', card).hidden = !info.hints;  // variants are drawn hints: the same models
+  $('.variants-btn', card).addEventListener('click', () => showVariants(card));
   const hintMode = $('.hint-mode', card);
 
   const stage = $('.stage', card);
