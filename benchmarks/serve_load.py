@@ -456,6 +456,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rss-clients", metavar="N", type=positive_int, default=4,
                    help="clients of the memory check (default 4)")
     p.add_argument("--rss-only", action="store_true", help="run only the memory check")
+    p.add_argument("--hostile", action="store_true",
+                   help="run only the mixed check: the last --clients count of well-behaved clients alone, then "
+                        "beside --hostile-large clients posting large PNGs and --hostile-stalled clients holding "
+                        "stalled uploads (hostile_clients.py); their req/s, p99, the statuses and peak RSS")
+    p.add_argument("--hostile-large", metavar="N", type=nonnegative_int, default=4, help="(default 4)")
+    p.add_argument("--hostile-stalled", metavar="N", type=nonnegative_int, default=4, help="(default 4)")
+    p.add_argument("--hostile-megapixels", metavar="MP", type=positive_float, default=35.0,
+                   help="size of the large clients' PNG (default 35, inside the server's 40 MP limit)")
     p.add_argument("--backoff-ms", metavar="MS", type=nonnegative_int, default=50,
                    help="a client's pause after a 503 or a connection error (default 50)")
     p.add_argument("--timeout", metavar="S", type=positive_float, default=120.0,
@@ -568,6 +576,9 @@ def main(argv=None) -> int:
 
     try:
         try:
+            if args.hostile:
+                failed |= mixed_check(args, start, warm_up, check_alive, backoff, stop, photos)
+                return 1 if failed else 0
             if not args.rss_only:
                 for batching in args.batching:
                     label, flags = settings[batching]
@@ -637,6 +648,44 @@ def main(argv=None) -> int:
         say("\nFAIL: some requests failed (other than 503), see above")
         return 1
     return 0
+
+
+def mixed_check(args, start, warm_up, check_alive, backoff, stop, photos) -> bool:
+    """--hostile: the well-behaved clients alone, then beside the hostile ones, on one server; True on a failure
+    (a 5xx or a failed request)."""
+    from hostile_clients import start_hostile
+    clients = args.clients[-1]
+    say(f"\nmixed check: {clients} well-behaved clients for {args.seconds:g} s alone, then beside "
+        f"{args.hostile_large} clients posting {args.hostile_megapixels:g}-megapixel PNGs and "
+        f"{args.hostile_stalled} holding stalled uploads")
+    server = start([])
+    fives = failures = 0
+    try:
+        warm_up(server, clients)
+        say(f"  server RSS after the warm-up {fmt(server.rss_mib())} MiB")
+        for name in ("alone", "with hostile clients"):
+            hostile, hostile_stop = Load(), threading.Event()
+            if name != "alone":
+                start_hostile(args.host, server.port, args.hostile_large, args.hostile_stalled,
+                              args.hostile_megapixels, hostile, hostile_stop, args.timeout)
+            load = run_load(args.host, server.port, photos, clients, args.seconds, None, args.timeout, backoff, stop)
+            hostile_stop.set()
+            check_alive(server)
+            lat = sorted(x * 1000 for x in load.latencies)
+            say(f"  {name}: {load.ok / load.elapsed:.2f} req/s, p50/p99 {fmt(percentile(lat, 50))}/"
+                f"{fmt(percentile(lat, 99))} ms, answers {load.status_text()}; server peak RSS (VmHWM) so far "
+                f"{fmt(server.peak_rss_mib())} MiB")
+            if hostile.counts:
+                held = sorted(hostile.latencies)
+                say(f"    hostile clients' answers: {hostile.status_text()} (a 200 or a stalled upload's answer took "
+                    f"{fmt(percentile(held, 50), 1)} s at the median, {fmt(held[-1] if held else None, 1)} s at most)")
+            for label, n in list(load.counts.items()) + list(hostile.counts.items()):
+                fives += n if label.removeprefix("stalled-").startswith("5") else 0
+            failures += load.failures
+        say(f"\n5xx answers in all: {fives}; failed well-behaved requests: {failures}")
+        return bool(fives or failures)
+    finally:
+        server.stop()
 
 
 def _print_summary(rows: list[Row], args: argparse.Namespace, rss) -> None:

@@ -289,3 +289,25 @@ def test_auto_levels_can_be_asked_for_per_photo():
     np.testing.assert_array_equal(levels.colorize(faded, auto_levels=False), plain.colorize(faded))
     np.testing.assert_array_equal(plain.prepare(faded, True).model_in, levels.prepare(faded).model_in)
     assert not np.array_equal(plain.prepare(faded).model_in, levels.prepare(faded).model_in)
+
+
+@pytest.mark.parametrize("small, full", [((16, 12), (121, 97)), ((16, 16), (8, 5)), ((3, 5), (3, 5)), ((1, 1), (7, 4))])
+def test_ab_resized_band_by_band_is_the_whole_resize(small, full, monkeypatch):
+    """finish resizes the ab a band of rows at a time (ab_rows): the values of one whole tf.image.resize, up and
+    down, at the borders too, eagerly and traced; and a photo in many bands equals recombine on the whole of it."""
+    import tensorflow as tf
+    from colorgan.inference import colorizer as colorizer_module
+    from colorgan.inference.colorizer import ab_rows, recombine
+    rng = np.random.default_rng(sum(small + full))
+    ab = tf.constant(rng.normal(0, 30, (1, *small, 2)).astype(np.float32))
+    whole = tf.image.resize(ab, full, method="bilinear").numpy()
+    traced = tf.function(ab_rows)
+    for top, rows in ((0, 1), (0, full[0]), (full[0] - 1, 1), (full[0] // 2, (full[0] + 1) // 2)):
+        for fn in (ab_rows, traced):
+            np.testing.assert_allclose(fn(ab, top, rows, *full).numpy(), whole[:, top:top + rows], atol=0.01)
+    gray = rng.random((*full, 1)).astype(np.float32)
+    c = Colorizer.load(ROOT / "weights")
+    expected = np.round(recombine(gray[None], ab).numpy()[0] * 255).astype(int)
+    monkeypatch.setattr(colorizer_module, "FINISH_BAND_PIXELS", full[1] * 2)  # bands of two rows
+    got = c.finish(colorizer_module.Prepared(gray, None, None), ab.numpy()[0]).astype(int)
+    assert np.abs(got - expected).max() <= 1

@@ -27,8 +27,8 @@ from colorgan.training.runs import SHIPPED_WEIGHTS, load_generator, model_files
 
 DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
 DEFAULT_RENDER_SIZE = 256  # for a generator saved without its config
-# The full-resolution step works on bands of about this many pixels: its memory per photo is then about
-# 12 bytes per pixel (gray, resized ab, the uint8 output) plus one band's float intermediates.
+# The full-resolution step works on bands of about this many pixels, the ab resized band by band (ab_rows): its
+# memory per photo is then about 7 bytes per pixel (the float gray, the uint8 output) plus one band's floats.
 FINISH_BAND_PIXELS = 1_000_000
 MAX_PIXELS = 100_000_000  # 100 MP: beyond this an image is refused rather than exhausting memory
 
@@ -78,6 +78,25 @@ def gray_and_ab_to_rgb(gray, ab):
     return lab_to_rgb(tf.concat([gray_to_l(gray), ab], axis=-1))
 
 
+def ab_rows(ab_small, top, rows, height, width):
+    """Rows top .. top + rows - 1 of ab_small [1, h, w, C] resized (bilinear) to height x width: the values of
+    tf.image.resize(ab_small, (height, width))[:, top:top + rows] without the whole resized image in memory (at
+    35 MP that is 280 MB of float32 ab). crop_and_resize on the ab padded by its edge, its sample points put where
+    resize's half-pixel centres fall (resize clamps at the border; the padding repeats the edge the same way)."""
+    h, w = tf.shape(ab_small)[1], tf.shape(ab_small)[2]
+    padded = tf.pad(ab_small, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")  # [a b] -> [a a b b]
+
+    def span(start, count, size, full):  # the first and last sample, as fractions of the padded axis
+        scale = tf.cast(size, tf.float64) / tf.cast(full, tf.float64)
+        first = (tf.cast(start, tf.float64) + 0.5) * scale + 0.5  # - 0.5 for half-pixel centres, + 1 for the pad
+        last = first + tf.cast(count - 1, tf.float64) * scale
+        return first / tf.cast(size + 1, tf.float64), last / tf.cast(size + 1, tf.float64)
+
+    (y1, y2), (x1, x2) = span(top, rows, h, height), span(0, width, w, width)
+    box = tf.cast(tf.stack([[y1, x1, y2, x2]]), tf.float32)
+    return tf.image.crop_and_resize(padded, box, [0], tf.stack([rows, width]), method="bilinear")
+
+
 def recombine(gray, ab_small):
     """Full-size gray [N, H, W, 1] in [0, 1] + predicted ab [N, h, w, 2] -> RGB [N, H, W, 3] in [0, 1].
 
@@ -116,12 +135,16 @@ def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise ColorganError(f"empty image {image.shape}")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise too_many_pixels("image", image.shape[1], image.shape[0], MAX_PIXELS)
+    # In place after the one float32 copy: a second full-size float array is 4 bytes a pixel more at the peak.
     if image.dtype == np.uint8:
-        x = image.astype(np.float32) / 255.0
+        x = image.astype(np.float32)
+        np.divide(x, 255.0, out=x)
     elif image.dtype == np.uint16:
-        x = image.astype(np.float32) / 65535.0
+        x = image.astype(np.float32)
+        np.divide(x, 65535.0, out=x)
     elif np.issubdtype(image.dtype, np.floating):
-        x = np.clip(image.astype(np.float32), 0.0, 1.0)
+        x = image.astype(np.float32)  # a copy even when already float32: the caller's array is left alone
+        np.clip(x, 0.0, 1.0, out=x)
     else:
         raise ColorganError(f"unsupported pixel type {image.dtype} (use uint8, uint16 or float in [0, 1])")
     alpha = None
@@ -240,18 +263,22 @@ class Colorizer:
     def finish(self, prepared: "Prepared", ab: np.ndarray) -> np.ndarray:
         """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size.
 
-        The ab is resized to the photo's size once; the Lab -> RGB conversion, whose float intermediates are
-        most of the memory, then runs on bands of rows (FINISH_BAND_PIXELS each): the same pixels as recombine
-        on the whole photo, at a fraction of its peak memory."""
+        The ab's resizing to the photo's size and the Lab -> RGB conversion, whose float intermediates are most of
+        the memory, run on bands of rows (FINISH_BAND_PIXELS each): the pixels of recombine on the whole photo
+        (within float rounding), at a fraction of its peak memory."""
         if self._finish_fn is None:
-            self._finish_fn = tf.function(gray_and_ab_to_rgb, reduce_retracing=True)
+            self._finish_fn = tf.function(
+                lambda gray, ab, top, height: gray_and_ab_to_rgb(gray, ab_rows(ab, top, tf.shape(gray)[1], height,
+                                                                               tf.shape(gray)[2])),
+                reduce_retracing=True)
         gray = prepared.gray
         height, width = gray.shape[:2]
-        ab_full = tf.image.resize(tf.constant(ab[None]), (height, width), method="bilinear")[0]
+        ab_small = tf.constant(ab[None], tf.float32)
         rows = max(1, FINISH_BAND_PIXELS // width)
         rgb8 = np.empty((height, width, 3), np.uint8)
         for top in range(0, height, rows):
-            band = self._finish_fn(tf.constant(gray[None, top:top + rows]), ab_full[None, top:top + rows])
+            band = self._finish_fn(tf.constant(gray[None, top:top + rows]), ab_small, tf.constant(top),
+                                   tf.constant(height))
             rgb8[top:top + rows] = np.round(band.numpy()[0] * 255.0).astype(np.uint8)
         return with_alpha(rgb8, prepared.alpha)
 
