@@ -40,8 +40,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "its header before decoding (default: %(default)s)")
     parser.add_argument("--max-pixels-in-flight", type=int, default=80_000_000, metavar="N",
                         help="pixels of photos being decoded, colorized and encoded at once, which bounds the "
-                             "server's memory; more waits its turn, then 503 (default: %(default)s; at least "
-                             "--max-pixels)")
+                             "server's memory (about 16 bytes each beyond the model, measured: docs/serving.md); "
+                             "more waits its turn, then 503 (default: %(default)s; at least --max-pixels)")
     parser.add_argument("--api-key", action="append", default=[], metavar="KEY",
                         help="require this key (repeat for several; also the comma list in $" + API_KEYS_ENV + "): "
                              "every route but /, the page's files and /healthz then needs 'Authorization: Bearer "
