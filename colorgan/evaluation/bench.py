@@ -43,6 +43,8 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first, tracing included (default: 2)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (default: all cores)")
+    p.add_argument("--inter-threads", type=int, default=0,
+                   help="TensorFlow inter-op threads: ops run side by side (default: TensorFlow's, all cores)")
     p.add_argument("--peer", metavar="SCRIPT", help="a peer benchmark to run with the same flags (it must print "
                                                       "one JSON line with train_images_per_s)")
     p.add_argument("--peer-precision", choices=("fp32", "bf16"),
@@ -174,6 +176,8 @@ def main(argv=None, prog: str = PROG) -> int:
     import tensorflow as tf
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if args.inter_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_threads)
 
     if args.pipeline:
         result = bench_pipeline(cfg, args.steps, args.warmup)
