@@ -154,7 +154,7 @@ def variant_options(request: Request) -> tuple[int, int | None]:
     from colorgan.inference.variants import DEFAULT_VARIANTS, check_variant_count
     k, seed = request.query_params.get("k", str(DEFAULT_VARIANTS)), request.query_params.get("seed")
     try:
-        k = check_variant_count(int(k)) if k.isdigit() else check_variant_count(k)
+        k = check_variant_count(int(k) if k.isdigit() else k)
     except ColorganError as e:
         raise HTTPError(400, str(e)) from None
     if seed is not None and not (seed.isdigit() and len(seed) <= 18):

@@ -293,9 +293,14 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
             raise HTTPError(400, "this server's model was trained without --hints, so it makes no variants "
                                  "(serve.py --run weights/hints)")
         body = await photo_body(request)
-        checked_pixels(body, limits.max_pixels)
-        image = await run_in_threadpool(read_image, body, "the uploaded image", limits.max_pixels)
-        (auto,) = await service.colorize([image], vividness, auto_levels=auto_levels, hints=hints)
+        decoded = []  # the photo, decoded once inside the pixel budget, for the variants after the automatic one
+
+        def load(data):
+            decoded.append(read_image(data, "the uploaded image", limits.max_pixels))
+            return decoded[0]
+        (auto,) = await service.colorize([body], vividness, load=load, auto_levels=auto_levels, hints=hints,
+                                         pixels=lambda data: checked_pixels(data, limits.max_pixels))
+        image = decoded[0]
         height, width = image.shape[:2]
         drawn = await run_in_threadpool(lambda: draw_hint_sets(image_ab(auto), (height, width), k, seed, hints))
         pillow_format, media_type = FORMATS[fmt]
