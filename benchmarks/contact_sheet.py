@@ -10,7 +10,9 @@ colour truth (old photos), the colour a model adds is what there is to measure: 
 Suesstrunk) over the photos, and the share of photos with a colour cast over the whole frame (the frame's mean
 ab at least CAST_CHROMA from gray, pointing the way of at least CAST_UNIFORMITY of its colour: one tint
 everywhere rather than colours that differ by object), printed as one JSON line per model beside the input's
-own (a sepia tone is a cast). --csv writes the figures of every photo.
+own (a sepia tone is a cast), and the share of each hue of cast (warm, yellow-green, cool). Run on a folder
+of colour photos, the input's figures are the truth's: how often real photos are "one tint". --csv writes the
+figures of every photo.
 """
 import argparse
 import csv
@@ -38,6 +40,15 @@ THUMB = 256  # px, the longer side of each cell
 # A cast: the frame's mean ab is at least CAST_CHROMA Lab units from gray (clearly visible) and at least
 # CAST_UNIFORMITY of the mean chroma (|mean ab| / mean |ab|): one tint over everything, not a sky and a lawn.
 CAST_CHROMA, CAST_UNIFORMITY = 6.0, 0.75
+# Real colour photos often pass that test (a face, a sunset, a forest; measured in docs/old_photos.md), so a cast is
+# also named by its hue (the mean ab's angle: 0 magenta-red, 90 yellow, 180 green, -90 blue): warm casts are common
+# in real photos, yellow-olive-green ones over a whole frame rarely are.
+CAST_HUES = {"warm": (-20.0, 80.0), "yellow-green": (80.0, 160.0)}  # degrees, [low, high); anything else: "cool"
+
+
+def cast_hue_name(hue: float) -> str:
+    """The name of a cast's hue family (CAST_HUES) for its angle in degrees (-180 .. 180)."""
+    return next((name for name, (low, high) in CAST_HUES.items() if low <= hue < high), "cool")
 
 
 def colour_figures(rgb: np.ndarray) -> dict:
@@ -47,9 +58,11 @@ def colour_figures(rgb: np.ndarray) -> dict:
     mean = ab.mean(axis=0)
     strength = float(np.hypot(*mean))
     uniformity = strength / max(float(np.hypot(ab[:, 0], ab[:, 1]).mean()), 1e-6)
+    cast = strength >= CAST_CHROMA and uniformity >= CAST_UNIFORMITY
+    hue = float(np.degrees(np.arctan2(mean[1], mean[0])))
     return {"colourfulness": round(float(colourfulness(x)[0]), 2), "mean_a": round(float(mean[0]), 2),
-            "mean_b": round(float(mean[1]), 2), "uniformity": round(uniformity, 3),
-            "cast": strength >= CAST_CHROMA and uniformity >= CAST_UNIFORMITY}
+            "mean_b": round(float(mean[1]), 2), "uniformity": round(uniformity, 3), "cast": cast,
+            "cast_hue": cast_hue_name(hue) if cast else ""}
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB) -> np.ndarray:
@@ -70,7 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="reports/contact_sheet.png", help="the sheet (.png or .jpg; default: %(default)s)")
     p.add_argument("--as-given", action="store_true", help="show the input as given (toned), not in gray")
     p.add_argument("--auto-levels", action="store_true", help="colorize with --auto-levels")
-    p.add_argument("--csv", help="write each photo's figures (colourfulness, mean ab, cast) here")
+    p.add_argument("--csv", help="write each photo's figures (colourfulness, mean ab, cast and its hue) here")
     args = p.parse_args(argv)
 
     files = image_files(Path(args.folder))
@@ -100,14 +113,16 @@ def main(argv=None) -> int:
     Image.fromarray(sheet).save(out, quality=85)
     def summary(key):
         return {"colourfulness": round(float(np.mean([r[key]["colourfulness"] for r in rows])), 2),
-                "cast_share": round(float(np.mean([r[key]["cast"] for r in rows])), 3)}
+                "cast_share": round(float(np.mean([r[key]["cast"] for r in rows])), 3),
+                **{f"{name}_cast_share": round(float(np.mean([r[key]["cast_hue"] == name for r in rows])), 3)
+                   for name in [*CAST_HUES, "cool"]}}
     print(json.dumps({"photos": len(photos), "sheet": str(out), "columns": ["input"] + args.models,
                       "input": summary("input")}))
     for model in args.models:
         print(json.dumps({"model": model, **summary(model)}))
     if args.csv:
         keys = ["input"] + args.models
-        fields = ["colourfulness", "mean_a", "mean_b", "uniformity", "cast"]
+        fields = ["colourfulness", "mean_a", "mean_b", "uniformity", "cast", "cast_hue"]
         with open(args.csv, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["photo"] + [f"{k}:{name}" for k in keys for name in fields])

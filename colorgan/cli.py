@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 
-from colorgan.config import AUTO, Config, allows_auto, base_type, check_vividness, field_types, flag_name
+from colorgan.config import (AUTO, Config, allows_auto, base_type, check_inference_number, check_vividness, field_types,
+                             flag_name)
 from colorgan.errors import ColorganError
 
 
@@ -116,6 +117,14 @@ def vividness_type(text: str) -> float:
     """argparse type of the inference scripts' --vividness: the check every entry point shares."""
     try:
         return check_vividness(text)
+    except ColorganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cast_correction_type(text: str) -> float:
+    """argparse type of colorize.py's --cast-correction, by Config.cast_correction's rule."""
+    try:
+        return check_inference_number("cast_correction", text)
     except ColorganError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

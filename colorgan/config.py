@@ -166,6 +166,10 @@ class Config:
     vividness: float = _opt(1.0, "saturation at inference (1: as trained; more: more saturated): a chroma gain, or "
                                  "the classification's decoding temperature divided by it; at most 4 (beyond it colours "
                                  "clip at the edge of sRGB)", interval="(0, 4]")
+    cast_correction: float = _opt(0.0, "at inference, take away this share of a yellow-olive tint laid over a whole "
+                                       "frame (colorgan.color.chroma.without_cast; 0: none, 1: all of it): the "
+                                       "average colour a model gives what it cannot read, e.g. old photos",
+                                  interval="[0, 1]")
     hints: bool = _opt(False, "train a generator that also takes user colour hints (points of known colour), "
                               "simulated from the true photo during training (colorgan.color.hints); with no "
                               "hints it colorizes alone")
@@ -404,14 +408,21 @@ def field_problem(f: dataclasses.Field, value) -> str | None:
 def check_vividness(value) -> float:
     """A vividness given at inference (a flag, a query, a JSON number) as a float, by Config.vividness' own rule;
     a ColorganError saying what is wrong otherwise. Every entry point checks it here."""
+    return check_inference_number("vividness", value)
+
+
+def check_inference_number(name: str, value) -> float:
+    """A number given at inference for Config field `name` (vividness, cast_correction) as a float, by the
+    field's own rule; a ColorganError saying what is wrong otherwise."""
+    label = name.replace("_", " ")
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise ColorganError(f"vividness {value!r} is not a number") from None
-    problem = field_problem(next(f for f in dataclasses.fields(Config) if f.name == "vividness"), value)
+            raise ColorganError(f"{label} {value!r} is not a number") from None
+    problem = field_problem(next(f for f in dataclasses.fields(Config) if f.name == name), value)
     if problem:
-        raise ColorganError(f"vividness {problem}")
+        raise ColorganError(f"{label} {problem}")
     return float(value)
 
 def config_from_overrides(overrides: dict, base: Config | None = None) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from colorgan.errors import ColorganError
 
 AUTO = "auto"
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 # Schema 1 (files without "schema"): "auto" was written 0 in these fields and "" in run_name, and these
@@ -72,8 +72,14 @@ def _from_schema_8(values: dict) -> dict:
     return {"chroma_weight": 0.0, "hints": False, **values}
 
 
+# Schema 9 -> 10: --cast-correction was added; earlier runs colorize without it.
+def _from_schema_9(values: dict) -> dict:
+    return {"cast_correction": 0.0, **values}
+
+
 MIGRATIONS = {1: _from_schema_1, 2: _from_schema_2, 3: _from_schema_3, 4: _from_schema_4,
-              5: _from_schema_5, 6: _from_schema_6, 7: _from_schema_7, 8: _from_schema_8}  # schema N -> N + 1
+              5: _from_schema_5, 6: _from_schema_6, 7: _from_schema_7, 8: _from_schema_8,
+              9: _from_schema_9}  # schema N -> N + 1
 
 
 def migrate(values: dict) -> dict:

@@ -217,6 +217,16 @@ def test_schema_7_config_is_migrated():
         {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
 
 
+def test_schema_9_config_is_migrated():
+    """The shipped config before --cast-correction: it colorized without it."""
+    old = json.loads((FIXTURES / "config_schema9.json").read_text())
+    assert old["schema"] == 9 and "cast_correction" not in old
+    cfg = Config.load(FIXTURES / "config_schema9.json")
+    assert cfg.cast_correction == 0.0 and cfg.vividness == old["vividness"]
+    assert {k: v for k, v in cfg.to_dict().items() if k in old and k not in ("schema", "colorgan_version")} == \
+        {k: v for k, v in old.items() if k not in ("schema", "colorgan_version")}
+
+
 def test_schema_8_config_is_migrated():
     """The shipped config before --chroma-weight and --hints: it trained with neither."""
     old = json.loads((FIXTURES / "config_schema8.json").read_text())

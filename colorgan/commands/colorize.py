@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from colorgan.cli import OneLineErrorParser, import_tensorflow_quietly, setup_logging, vividness_type
+from colorgan.cli import (OneLineErrorParser, cast_correction_type, import_tensorflow_quietly, setup_logging,
+                          vividness_type)
 from colorgan.errors import ColorganError
 from colorgan.inference.video import DEFAULT_SMOOTHING, VIDEO_SUFFIXES, check_smoothing
 
@@ -25,6 +26,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--vividness", type=vividness_type,
                         help="saturation: 1 is as trained, more is more saturated, less is closer to gray "
                              "(default: the model's, recorded in its config.json)")
+    parser.add_argument("--cast-correction", type=cast_correction_type,
+                        help="take away this share (0 to 1) of a yellow-olive tint laid over a whole photo, the "
+                             "model's guess where it cannot tell the colours (default: the model's, in its "
+                             "config.json)")
     parser.add_argument("--auto-levels", action="store_true",
                         help="faded old photos: the network sees the photo's contrast stretched (its 1st and 99th "
                              "percentile gray levels made black and white); the output keeps the photo's own "
@@ -105,7 +110,8 @@ def main(argv=None, prog: str = PROG) -> int:
     from colorgan.inference.variants import HINT_WEIGHTS
     model = args.model or args.run or (HINT_WEIGHTS if args.variants else None)
     colorizer = Colorizer.load(model, render_size=args.render_size, vividness=args.vividness,
-                               auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore)
+                               auto_levels=args.auto_levels, denoise=args.denoise, restore=args.restore,
+                               cast_correction=args.cast_correction)
     if hints and not colorizer.takes_hints:
         raise ColorganError("--hint/--hints-file: this model was trained without --hints; it cannot take colour hints")
     if args.variants and not colorizer.takes_hints:

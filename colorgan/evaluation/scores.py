@@ -88,12 +88,12 @@ def colorize_examples(run: Run, examples, vividness=None, seen_gray=None, hints:
         seen_in = to_model_io(truth, seen_gray, cs)[0]
         pred = run.generator(with_hints(run.generator, seen_in, hint_map(seen_in)), training=False)
         for name, v in levels:
-            out[name] = from_model_io(model_in, decode(pred, cs, v), cs)
+            out[name] = from_model_io(model_in, decode(pred, cs, v, run.config.cast_correction), cs)
         return out
     small = model_input(seen_gray, cs, run.config.image_size, input_multiple(run.generator))
     pred = run.generator(with_hints(run.generator, small, hint_map(small)), training=False)
     for name, v in levels:
-        out[name] = recombine(x[..., 3:], predicted_ab(pred, cs, v))
+        out[name] = recombine(x[..., 3:], predicted_ab(pred, cs, v, run.config.cast_correction))
     return out
 
 

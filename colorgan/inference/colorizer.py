@@ -107,11 +107,11 @@ def recombine(gray, ab_small):
 
 
 def colorize_float(generator, gray, color_space: str, render_size: int, multiple: int, vividness=1.0,
-                   auto_levels: bool = False, hint_points=None):
+                   auto_levels: bool = False, hint_points=None, cast_correction: float = 0.0):
     """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
 
     vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
-    ([N, 1, 1, 1]). hint_points (a --hints model): [N, K, 5] rows x, y, r, g, b as
+    ([N, 1, 1, 1]). cast_correction: chroma.without_cast's strength. hint_points (a --hints model): [N, K, 5] rows x, y, r, g, b as
     colorgan.inference.hints.hint_channels takes them, with a `valid` [N, K] beside: (points, valid).
     """
     model_in = model_input(gray, color_space, render_size, multiple, auto_levels)
@@ -121,7 +121,7 @@ def colorize_float(generator, gray, color_space: str, render_size: int, multiple
         points, valid = hint_points
         hints = paint(points, tf.shape(gray)[1:3], tf.shape(model_in)[1:3], valid)
     output = generator(with_hints(generator, model_in, hints), training=False)
-    return recombine(gray, predicted_ab(output, color_space, vividness))
+    return recombine(gray, predicted_ab(output, color_space, vividness, cast_correction))
 
 
 def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -158,7 +158,8 @@ class Colorizer:
     """A trained generator with what it needs to colorize photos: colour space and working size."""
 
     def __init__(self, generator: keras.Model, color_space: str = "lab", render_size: int = 256,
-                 vividness: float = 1.0, auto_levels: bool = False, denoise: bool = False, restore: bool = False):
+                 vividness: float = 1.0, auto_levels: bool = False, denoise: bool = False, restore: bool = False,
+                 cast_correction: float = 0.0):
         self.generator = generator
         self.auto_levels = auto_levels  # a faded photo's contrast stretched for the network (model_input)
         self.denoise, self.restore = denoise, restore  # old-photo clean-up before colorizing (restore.clean_up)
@@ -166,12 +167,13 @@ class Colorizer:
         self.multiple = input_multiple(generator)
         self.render_size = render_size
         self.vividness = vividness
+        self.cast_correction = float(cast_correction)  # the model's config.json (chroma.without_cast)
         self._prepare_fn = self._predict_fn = self._finish_fn = None  # traced on first use
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, render_size: int | None = None,
              vividness: float | None = None, auto_levels: bool = False, denoise: bool = False,
-             restore: bool = False) -> "Colorizer":
+             restore: bool = False, cast_correction: float | None = None) -> "Colorizer":
         """From a run directory, a weights directory (generator.keras + config.json) or a .keras file."""
         path = Path(path) if path else DEFAULT_WEIGHTS
         model_file, config_file = model_files(path)
@@ -182,7 +184,8 @@ class Colorizer:
         generator = load_generator(model_file, float32=inference_in_float32(cfg.generator if cfg else "unet"))
         trained_at = cfg.image_size if cfg and cfg.image_size != AUTO else DEFAULT_RENDER_SIZE
         return cls(generator, cfg.color_space if cfg else "lab", int(render_size or trained_at),
-                   vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels, denoise, restore)
+                   vividness if vividness is not None else cfg.vividness if cfg else 1.0, auto_levels, denoise, restore,
+                   cast_correction if cast_correction is not None else cfg.cast_correction if cfg else 0.0)
 
     def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None,
                  auto_levels: bool | None = None, hints=None) -> np.ndarray:
@@ -253,7 +256,7 @@ class Colorizer:
         if self._predict_fn is None:
             self._predict_fn = tf.function(
                 lambda x, v, h: predicted_ab(self.generator(x if h is None else tf.concat([x, h], -1), training=False),
-                                             self.color_space, v[:, None, None, None]),
+                                             self.color_space, v[:, None, None, None], self.cast_correction),
                 reduce_retracing=True)
         if hints is None and self.takes_hints:
             hints = self.no_hints(model_in)

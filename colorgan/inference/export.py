@@ -51,7 +51,8 @@ def serving_fn(colorizer: Colorizer, with_vividness: bool = False, with_hints: b
             valid = (x >= 0) & (y >= 0) & (x < size[1]) & (y < size[0])
             hint_points = (tf.concat([hints[..., :2] + 0.5, hints[..., 2:]], -1), valid)  # to pixel centres
         rgb = colorize_float(colorizer.generator, gray, colorizer.color_space, colorizer.render_size,
-                             colorizer.multiple, vividness, hint_points=hint_points)
+                             colorizer.multiple, vividness, hint_points=hint_points,
+                             cast_correction=colorizer.cast_correction)
         return {"colorized": tf.cast(tf.round(rgb * 255.0), tf.uint8)}
 
     if with_hints:
@@ -116,7 +117,8 @@ def export_saved_model(colorizer: Colorizer, out_dir: str | os.PathLike, version
         # TF Serving ignores assets.extra/; a colorgan server reads the defaults the signatures were built with.
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / "assets.extra" / INFO_FILE).write_text(json.dumps(
-            {"vividness": float(colorizer.vividness), "color_space": colorizer.color_space,
+            {"vividness": float(colorizer.vividness), "cast_correction": colorizer.cast_correction,
+             "color_space": colorizer.color_space,
              "render_size": int(colorizer.render_size), "hints": bool(colorizer.takes_hints)}, indent=1))
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)

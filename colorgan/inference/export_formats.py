@@ -86,6 +86,7 @@ def export_info(colorizer: Colorizer, fmt: str, quantize: str = "none") -> dict:
     return {"format": fmt, "quantize": quantize, "colorgan_version": __version__,
             "color_space": colorizer.color_space, "render_size": int(colorizer.render_size),
             "multiple": int(colorizer.multiple), "vividness": float(colorizer.vividness),
+            "cast_correction": colorizer.cast_correction,
             "output_channels": int(colorizer.generator.output_shape[-1]),
             "input": INPUT_NAME, "output": OUTPUT_NAME}
 
@@ -184,6 +185,7 @@ class ExportedColorizer(Colorizer):
         self.render_size = int(info["render_size"])
         self.multiple = int(info["multiple"])
         self.vividness = float(info["vividness"])
+        self.cast_correction = float(info.get("cast_correction", 0.0))  # exports before it had none
         self.auto_levels = self.denoise = self.restore = False  # asked for per call (prepare), or set after loading
         self._prepare_fn = self._finish_fn = self._decode_fn = None
 
@@ -204,7 +206,8 @@ class ExportedColorizer(Colorizer):
         output = self.network(np.ascontiguousarray(model_in, np.float32))
         if self._decode_fn is None:
             self._decode_fn = tf.function(
-                lambda out, v: predicted_ab(out, self.color_space, v[:, None, None, None]), reduce_retracing=True)
+                lambda out, v: predicted_ab(out, self.color_space, v[:, None, None, None], self.cast_correction),
+                reduce_retracing=True)
         return self._decode_fn(tf.constant(output), tf.constant(vividness, tf.float32)).numpy()
 
 
