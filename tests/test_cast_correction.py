@@ -104,3 +104,20 @@ def test_config_json_and_colorize_py_carry_it(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "colorize.py"), str(tmp_path / "generator.keras"),
                           "--cast-correction", "2"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "cast correction" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("size", [32, 64])  # at the training size, and resized as the Colorizer does
+def test_evaluate_scores_the_model_with_its_cast_correction(size):
+    """evaluate.py scores what colorize.py gives: the run's config.json cast_correction applied."""
+    from colorgan.evaluation.scores import colorize_examples
+    from colorgan.training.runs import Run
+    generator = olive_colorizer().generator
+    photo = tf.image.resize(PHOTO[None].astype(np.float32), (size, size)).numpy().round().astype(np.uint8)
+    gray = np.round(photo.astype(np.float32) @ [0.299, 0.587, 0.114]).astype(np.uint8)[..., None]
+    examples = np.concatenate([photo, gray], -1)
+
+    def tint(cast_correction):
+        run = Run(ROOT, tiny_config(model="unet-l1", image_size=32, cast_correction=cast_correction), generator)
+        rgb = colorize_examples(run, examples)["model"].numpy()
+        return np.hypot(*mean_ab(rgb_to_lab(tf.constant(rgb, tf.float32))[..., 1:].numpy()))
+    assert tint(1.0) < 0.4 * tint(0.0)
