@@ -39,7 +39,7 @@ def without_cast(ab, strength=1.0):
         ab' = ab - strength * clip((u - CAST_UNIFORMITY) / (1 - CAST_UNIFORMITY), 0, 1) * g * m
 
     strength 0 is the identity. It is homogeneous in ab (u and the hue do not change with scale), so it commutes
-    with the vividness gain. Plain arithmetic (no atan2): exports to TFLite and ONNX as it is.
+    with the vividness gain. Plain elementwise arithmetic and means: it traces into the SavedModel's signature.
     """
     ab = tf.cast(ab, tf.float32)
     mean = tf.reduce_mean(ab, axis=[1, 2], keepdims=True)

@@ -111,8 +111,9 @@ def colorize_float(generator, gray, color_space: str, render_size: int, multiple
     """Gray [N, H, W, 1] float in [0, 1] -> RGB [N, H, W, 3] float in [0, 1] (TF ops; used by export too).
 
     vividness: 1.0 as trained, more for more saturated colour (chroma.decode); a scalar or one per photo
-    ([N, 1, 1, 1]). cast_correction: chroma.without_cast's strength. hint_points (a --hints model): [N, K, 5] rows x, y, r, g, b as
-    colorgan.inference.hints.hint_channels takes them, with a `valid` [N, K] beside: (points, valid).
+    ([N, 1, 1, 1]). cast_correction: chroma.without_cast's strength. hint_points (a --hints model): [N, K, 5]
+    rows x, y, r, g, b as colorgan.inference.hints.hint_channels takes them, with a `valid` [N, K] beside:
+    (points, valid).
     """
     model_in = model_input(gray, color_space, render_size, multiple, auto_levels)
     hints = None
