@@ -3,7 +3,8 @@ vector units held to AVX2 (what an AMD EPYC or an older Intel without AVX-512 ru
 
     python benchmarks/cpu_kinds.py --peer ../shared/bench/peer_torch.py --peer-python /tmp/torchenv/bin/python
 
-For each kind, in one run, alternating colorgan and the peer (float32, random data, the peer's protocol):
+For each kind, in one run, alternating colorgan and the peer --repeats times and printing the medians (float32,
+random data, the peer's protocol; one run of either moves by up to 15% on a shared 2-core machine):
   matmul     the machine's float32 matrix-multiply rate (TensorFlow, 2048x2048, GFLOP/s): the ceiling
   pix2pix    train images/s at 32 px (batch 64) and 128 px (batch 16), colorgan and the peer
   shipped    the shipped recipe's train step (EfficientNet-Lite0 + L1, 128 px, batch 16): colorgan only
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -57,6 +59,8 @@ def main(argv=None) -> int:
     p.add_argument("--peer", required=True, help="the peer benchmark script (../shared/bench/peer_torch.py)")
     p.add_argument("--peer-python", required=True, help="the Python that runs it (one with torch)")
     p.add_argument("--kinds", default="native,avx2", help="(default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of colorgan and of the peer per pix2pix row, alternating; medians (default: %(default)s)")
     p.add_argument("--threads-sweep", action="store_true", help="also time thread settings (intra, inter)")
     args = p.parse_args(argv)
     for kind in args.kinds.split(","):
@@ -68,11 +72,16 @@ def main(argv=None) -> int:
         print("| --- | --- | --- | --- | --- |")
         for size, batch, steps in PIX2PIX:
             flags = ["--image-size", str(size), "--batch-size", str(batch), "--steps", str(steps)]
-            mine = ours(["--model", "pix2pix", *flags], env)
-            peer = run([args.peer_python, args.peer, "--precision", "fp32", "--json", *flags], env)
-            print(f"| pix2pix, {size} px, batch {batch} | {mine['train_images_per_s']:.1f} | "
-                  f"{peer['train_images_per_s']:.1f} | {mine['train_images_per_s'] / peer['train_images_per_s']:.2f}x"
-                  f" | {mine['infer_images_per_s']:.0f} |", flush=True)
+            mine, peer = [], []
+            for _ in range(args.repeats):
+                mine.append(ours(["--model", "pix2pix", *flags], env))
+                peer.append(run([args.peer_python, args.peer, "--precision", "fp32", "--json", *flags], env))
+            train = statistics.median(r["train_images_per_s"] for r in mine)
+            peer_train = statistics.median(r["train_images_per_s"] for r in peer)
+            spread = lambda runs: "-".join(f"{f(r['train_images_per_s'] for r in runs):.1f}" for f in (min, max))
+            print(f"| pix2pix, {size} px, batch {batch} | {train:.1f} ({spread(mine)}) | {peer_train:.1f} "
+                  f"({spread(peer)}) | {train / peer_train:.2f}x | "
+                  f"{statistics.median(r['infer_images_per_s'] for r in mine):.0f} |", flush=True)
         mine = ours(SHIPPED, env)
         print(f"| shipped recipe, 128 px, batch 16 | {mine['train_images_per_s']:.1f} | | | "
               f"{mine['infer_images_per_s']:.0f} |", flush=True)
