@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SETTINGS = [(32, 64, 10), (128, 16, 5)]  # image size, batch, timed steps
 
 
@@ -55,6 +57,8 @@ def main() -> None:
         rows.append((size, batch, best, extra))
         print(json.dumps({"image_size": size, "batch_size": batch, **best, **extra}), file=sys.stderr)
 
+    from colorgan.cpu_kernels import cpu_kind  # after the runs: importing colorgan sets its CPU kernels here
+    print(f"CPU: {cpu_kind()}, {os.cpu_count()} cores (the figures hold for this kind of CPU only)")
     print("| size | batch | peer fp32 | peer bf16 | colorgan fp32 | colorgan bf16 | fp32 vs peer fp32 "
           "| bf16 vs peer fp32 | bf16 vs peer bf16 | colorgan inference fp32 / bf16 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -39,6 +39,28 @@ def choose(environ=None, machine: str | None = None, tensorflow_imported: bool |
     return "oneDNN on (colorgan's default on x86 CPUs)"
 
 
+# The vector units that set a CPU's speed here, fastest first: /proc/cpuinfo's flag for each. The speed
+# figures differ by kind (docs/speed.md), so benchmarks print which kind they ran on.
+CPU_KINDS = (("AMX", "amx_bf16"), ("AVX-512", "avx512f"), ("AVX2", "avx2"))
+
+
+def cpu_kind(cpuinfo: str | None = None, environ=None) -> str:
+    """The CPU's fastest vector units (AMX, AVX-512, AVX2, or "no AVX2"), and the cap oneDNN is held to by
+    ONEDNN_MAX_CPU_ISA if one is set (how an AVX2-only CPU is emulated on a bigger one). Linux's /proc/cpuinfo;
+    "unknown" without it. The arguments are for tests; by default the machine's own."""
+    environ = os.environ if environ is None else environ
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return "unknown"
+    flags = set(cpuinfo.split())
+    kind = next((name for name, flag in CPU_KINDS if flag in flags), "no AVX2")
+    cap = environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{kind}, oneDNN held to {cap} (ONEDNN_MAX_CPU_ISA)" if cap else kind
+
+
 def choice() -> str:
     """What this process chose, the first time colorgan was imported."""
     global _choice

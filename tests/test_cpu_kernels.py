@@ -58,3 +58,15 @@ def test_config_json_records_the_kernels_and_still_loads(tmp_path):
     saved = json.loads(path.read_text())
     assert saved["cpu_kernels"] == cpu_kernels.choice()
     assert Config.load(path) == Config()
+
+
+@pytest.mark.parametrize("flags, kind", [("fpu avx avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile", "AMX"),
+                                         ("avx avx2 avx512f avx512bw avx512_bf16", "AVX-512"),
+                                         ("sse4_2 avx avx2 fma", "AVX2"), ("sse4_2 avx", "no AVX2")])
+def test_cpu_kind_names_the_fastest_vector_units(flags, kind):
+    assert cpu_kernels.cpu_kind(f"processor : 0\nflags : {flags}\n", environ={}) == kind
+
+
+def test_cpu_kind_says_when_onednn_is_held_to_avx2():
+    said = cpu_kernels.cpu_kind("flags : avx avx2 avx512f", environ={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert said.startswith("AVX-512") and "held to AVX2" in said

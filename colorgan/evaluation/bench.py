@@ -191,6 +191,7 @@ def main(argv=None, prog: str = PROG) -> int:
             result["train_speedup_vs_peer"] = round(result["train_images_per_s"] / peer["train_images_per_s"], 2)
     from colorgan import cpu_kernels
     result["cpu_kernels"] = cpu_kernels.choice()
+    result["cpu"] = cpu_kernels.cpu_kind()
     if args.json:
         print(json.dumps(result))
     else:
