@@ -425,6 +425,7 @@ def check_inference_number(name: str, value) -> float:
         raise ColorganError(f"{label} {problem}")
     return float(value)
 
+
 def config_from_overrides(overrides: dict, base: Config | None = None) -> Config:
     cfg = dataclasses.replace(base or Config(), **overrides)
     cfg.validate()

@@ -1,5 +1,6 @@
 """--cast-correction: a share of a whole-frame yellow-olive tint taken away at inference (chroma.without_cast),
 from the pure function to the Colorizer, colorize.py, config.json and the SavedModel."""
+import io
 import json
 import math
 import subprocess
@@ -13,6 +14,7 @@ import tensorflow as tf
 from colorgan import Colorizer
 from colorgan.color.chroma import CAST_HUE, without_cast
 from colorgan.color.lab import rgb_to_lab
+from colorgan.errors import ColorganError
 from colorgan.inference.export import export_saved_model
 from colorgan.training import trainers
 from conftest import tiny_config
@@ -92,6 +94,50 @@ def test_the_colorizer_and_the_saved_model_apply_the_models_cast_correction(tmp_
     exported = tf.saved_model.load(str(export_saved_model(corrected, tmp_path / "exp")))
     served = exported.signatures["serving_default"](images=tf.constant(PHOTO[None]))["colorized"].numpy()[0]
     np.testing.assert_allclose(served, corrected.colorize(PHOTO), atol=1)
+
+
+def test_the_strength_is_read_per_call_not_when_first_traced():
+    colorizer = olive_colorizer()
+    tinted = np.hypot(*image_mean_ab(colorizer.colorize(PHOTO)))  # traced here, at strength 0
+    colorizer.cast_correction = 1.0
+    assert np.hypot(*image_mean_ab(colorizer.colorize(PHOTO))) < 0.4 * tinted
+    assert np.hypot(*image_mean_ab(colorizer.colorize(PHOTO, cast_correction=0.0))) == pytest.approx(tinted, abs=0.5)
+    ab = colorizer.predict_ab(np.repeat(colorizer.prepare(PHOTO).model_in, 2, axis=0), np.ones([2], np.float32),
+                              cast_correction=[0.0, 1.0])  # one strength per photo of a batch
+    assert np.hypot(*mean_ab(ab[1:])) < 0.4 * np.hypot(*mean_ab(ab[:1]))
+    with pytest.raises(ColorganError, match="cast correction"):
+        colorizer.colorize(PHOTO, cast_correction=1.5)
+
+
+def test_the_http_api_takes_it_per_request_and_a_saved_model_refuses_another(tmp_path):
+    testclient = pytest.importorskip("fastapi.testclient")
+    from PIL import Image
+
+    from colorgan.serving.server import ColorizerBackend, SavedModelBackend, create_app
+    colorizer = olive_colorizer(cast_correction=0.5)
+    body = io.BytesIO()
+    Image.fromarray(PHOTO).save(body, format="PNG")
+
+    def served(client, query=""):
+        response = client.post(f"/v1/colorize{query}", content=body.getvalue())
+        assert response.status_code == 200, response.text
+        return np.asarray(Image.open(io.BytesIO(response.content)))
+
+    with testclient.TestClient(create_app(ColorizerBackend(colorizer, "olive"))) as client:
+        assert client.get("/v1/info").json()["cast_correction"] == 0.5
+        for query, strength in (("", 0.5), ("?cast_correction=0", 0.0), ("?cast_correction=1", 1.0)):
+            direct = colorizer.colorize(PHOTO, cast_correction=strength)
+            assert np.abs(served(client, query).astype(int) - direct).max() <= 1
+        assert np.hypot(*image_mean_ab(served(client, "?cast_correction=1"))) < \
+            0.4 * np.hypot(*image_mean_ab(served(client, "?cast_correction=0")))
+        bad = client.post("/v1/colorize?cast_correction=2", content=body.getvalue())
+        assert bad.status_code == 400 and "cast correction" in bad.json()["error"]
+    exported = SavedModelBackend(export_saved_model(colorizer, tmp_path / "exp"))
+    with testclient.TestClient(create_app(exported)) as client:
+        assert client.get("/v1/info").json()["cast_correction"] == 0.5
+        assert client.post("/v1/colorize?cast_correction=0.5", content=body.getvalue()).status_code == 200
+        refused = client.post("/v1/colorize?cast_correction=0", content=body.getvalue())
+        assert refused.status_code == 400 and "built in" in refused.json()["error"]
 
 
 def test_config_json_and_colorize_py_carry_it(tmp_path):

@@ -406,12 +406,12 @@ def test_batcher_waits_briefly_for_a_fuller_batch():
 
 class SlowBackend:
     """Stand-in for a model: every photo becomes its own inverse after `delay` seconds per batch."""
-    name, vividness, auto_levels, hints = "slow", 1.0, False, False
+    name, vividness, cast_correction, auto_levels, hints = "slow", 1.0, 0.0, False, False
 
     def __init__(self, delay):
         self.delay, self.batch_sizes = delay, []
 
-    def prepare(self, image, vividness, auto_levels=False, hints=()):
+    def prepare(self, image, vividness, auto_levels=False, hints=(), cast_correction=None):
         return image.shape, image
 
     def run(self, jobs):

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from colorgan.color.chroma import predicted_ab
 from colorgan.color.lab import gray_to_l, lab_to_rgb, rgb_to_gray
-from colorgan.config import AUTO, Config, check_vividness
+from colorgan.config import AUTO, Config, check_inference_number, check_vividness
 from colorgan.errors import ColorganError, too_many_pixels
 from colorgan.models.networks import hint_channels, input_multiple, with_hints
 from colorgan.runtime import inference_in_float32
@@ -189,17 +189,18 @@ class Colorizer:
                    cast_correction if cast_correction is not None else cfg.cast_correction if cfg else 0.0)
 
     def colorize(self, image: np.ndarray, render_size: int | None = None, vividness: float | None = None,
-                 auto_levels: bool | None = None, hints=None) -> np.ndarray:
+                 auto_levels: bool | None = None, hints=None, cast_correction: float | None = None) -> np.ndarray:
         """uint8 (or uint16/float) image -> uint8 RGB of the same size (RGBA in, RGBA out with its alpha).
 
         vividness: more or less saturated colour than the model's default (self.vividness); luminance is kept
         (the cleaned luminance where denoise or restore is on). auto_levels: None for self.auto_levels.
         hints: points of known colour for a --hints model, Hints or specs such as "120,80,red"
-        (colorgan.inference.hints).
+        (colorgan.inference.hints). cast_correction: chroma.without_cast's strength for this photo, 0 to 1
+        (None: the model's, self.cast_correction).
         """
         prepared = self.prepare(image, auto_levels, render_size)
         ab = self.predict_ab(prepared.model_in, np.array([self.check_vividness(vividness)], np.float32),
-                             self.hint_map(prepared, hints))
+                             self.hint_map(prepared, hints), [self.check_cast_correction(cast_correction)])
         return self.finish(prepared, ab[0])
 
     def colorize_variants(self, image: np.ndarray, k: int, seed: int | None = None, vividness: float | None = None,
@@ -238,6 +239,11 @@ class Colorizer:
         """The vividness to use (the model's default for None); a ColorganError if it is not a positive number."""
         return np.float32(check_vividness(self.vividness if vividness is None else vividness))
 
+    def check_cast_correction(self, strength: float | None) -> np.float32:
+        """The cast correction to use (the model's for None); a ColorganError if it is not a number in [0, 1]."""
+        return np.float32(check_inference_number("cast_correction",
+                                                 self.cast_correction if strength is None else strength))
+
     # The same work in three steps, for a server that batches photos of different sizes together: only the
     # network needs a batch of one size, and photos of many sizes share a working size.
     def prepare(self, image: np.ndarray, auto_levels: bool | None = None, render_size: int | None = None) -> "Prepared":
@@ -251,18 +257,26 @@ class Colorizer:
         size = tf.constant(int(render_size or self.render_size))
         return Prepared(gray, alpha, self._prepare_fn(tf.constant(gray[None]), size, levels).numpy())
 
-    def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
-        """Network inputs [N, h, w, 1] (one working size), vividness [N] and, for a --hints model, hint channels
-        [N, h, w, 3] (None: no hints) -> predicted ab [N, h, w, 2]."""
+    def predict_ab(self, model_in: np.ndarray, vividness: np.ndarray, hints: np.ndarray | None = None,
+                   cast_correction=None) -> np.ndarray:
+        """Network inputs [N, h, w, 1] (one working size), vividness [N], for a --hints model hint channels
+        [N, h, w, 3] (None: no hints), and the cast correction [N] (None: self.cast_correction for every photo)
+        -> predicted ab [N, h, w, 2]."""
         if self._predict_fn is None:
+            # The cast correction is an argument, as vividness is, not read when traced: a later change of
+            # self.cast_correction, and a strength per photo in a server's batch, both take effect.
             self._predict_fn = tf.function(
-                lambda x, v, h: predicted_ab(self.generator(x if h is None else tf.concat([x, h], -1), training=False),
-                                             self.color_space, v[:, None, None, None], self.cast_correction),
+                lambda x, v, h, c: predicted_ab(
+                    self.generator(x if h is None else tf.concat([x, h], -1), training=False),
+                    self.color_space, v[:, None, None, None], c[:, None, None, None]),
                 reduce_retracing=True)
         if hints is None and self.takes_hints:
             hints = self.no_hints(model_in)
+        if cast_correction is None:
+            cast_correction = np.full([len(model_in)], self.cast_correction, np.float32)
         return self._predict_fn(tf.constant(model_in), tf.constant(vividness, tf.float32),
-                                None if hints is None else tf.constant(hints, tf.float32)).numpy()
+                                None if hints is None else tf.constant(hints, tf.float32),
+                                tf.constant(cast_correction, tf.float32)).numpy()
 
     def finish(self, prepared: "Prepared", ab: np.ndarray) -> np.ndarray:
         """A prepared photo and its predicted ab [h, w, 2] -> uint8 RGB (RGBA with its alpha) at its own size.

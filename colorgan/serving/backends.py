@@ -18,23 +18,26 @@ class ColorizerBackend:
     def __init__(self, colorizer, name: str):
         self.colorizer, self.name = colorizer, name
         self.vividness = float(colorizer.vividness)
+        self.cast_correction = float(colorizer.cast_correction)
 
     @property
     def hints(self) -> bool:
         return self.colorizer.takes_hints
 
-    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=()):
-        v = self.colorizer.check_vividness(vividness)
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=(),
+                cast_correction: float | None = None):
+        v, c = self.colorizer.check_vividness(vividness), self.colorizer.check_cast_correction(cast_correction)
         prepared = self.colorizer.prepare(image, auto_levels)
-        return prepared.model_in.shape[1:3], (prepared, v, self.colorizer.hint_map(prepared, hints))
+        return prepared.model_in.shape[1:3], (prepared, v, self.colorizer.hint_map(prepared, hints), c)
 
     def run(self, jobs: list) -> list:
-        model_in = np.concatenate([p.model_in for p, _, _ in jobs])  # [N, h, w, 1]
+        model_in = np.concatenate([p.model_in for p, _, _, _ in jobs])  # [N, h, w, 1]
         hints = None
         if self.hints:  # a hint model: each photo's hint channels, zeros for a photo without hints
             hints = np.concatenate([h if h is not None else self.colorizer.no_hints(p.model_in)
-                                    for p, _, h in jobs])
-        return list(self.colorizer.predict_ab(model_in, np.array([v for _, v, _ in jobs], np.float32), hints))
+                                    for p, _, h, _ in jobs])
+        return list(self.colorizer.predict_ab(model_in, np.array([job[1] for job in jobs], np.float32), hints,
+                                              np.array([job[3] for job in jobs], np.float32)))
 
     def finish(self, job, result) -> np.ndarray:
         return self.colorizer.finish(job[0], result)
@@ -62,13 +65,19 @@ class SavedModelBackend:
         self.hint_fn = loaded.signatures.get("colorize_hints")  # exported from a --hints model
         self.hints = self.hint_fn is not None
         self.name = str(version_dir)
-        self.vividness = float(saved_model_info(version_dir).get("vividness", 1.0))
+        info = saved_model_info(version_dir)
+        self.vividness = float(info.get("vividness", 1.0))
+        self.cast_correction = float(info.get("cast_correction", 0.0))  # built into the signatures
 
-    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=()):
+    def prepare(self, image: np.ndarray, vividness: float | None, auto_levels: bool = False, hints=(),
+                cast_correction: float | None = None):
         from colorgan.inference.colorizer import to_float_image
         if auto_levels:  # the exported signatures take the photo as it is
             raise ColorganError("auto_levels needs the model itself (serve.py --run or the shipped weights), "
                                 "not an exported SavedModel")
+        if cast_correction is not None and cast_correction != self.cast_correction:
+            raise ColorganError(f"this SavedModel has its cast correction ({self.cast_correction:g}) built in: "
+                                "another needs the model itself (serve.py --run or the shipped weights)")
         if hints and not self.hints:
             raise ColorganError("colour hints need a model trained with --hints; this SavedModel was exported "
                                 "from one without")

@@ -15,7 +15,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from colorgan.config import check_vividness
+from colorgan.config import check_inference_number, check_vividness
 from colorgan.errors import ColorganError, too_many_pixels
 
 # A predict body is at most 6 levels deep ({"instances": [image [row [pixel [channel]]]]}); a deeper one is an
@@ -121,14 +121,14 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
     return bytes(files[0]["data"])
 
 
-QUERY_OPTIONS = ("format", "vividness", "auto_levels", "hints")
+QUERY_OPTIONS = ("format", "vividness", "auto_levels", "hints", "cast_correction")
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def query_options(request: Request, default_format: str = "png",
-                  extra: tuple = ()) -> tuple[str, float | None, bool, list]:
-    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels, colour hints); `extra`:
-    the names a route reads itself besides these.
+                  extra: tuple = ()) -> tuple[str, float | None, bool, list, float | None]:
+    """/v1/colorize's query: (format, vividness or None for the model's, auto_levels, colour hints, cast_correction
+    or None for the model's); `extra`: the names a route reads itself besides these.
 
     hints: X,Y,COLOR points separated by ';' (colorgan.inference.hints), e.g. hints=120,80,red;0.5,0.5,%232a6e3f."""
     known = QUERY_OPTIONS + tuple(extra)
@@ -141,9 +141,9 @@ def query_options(request: Request, default_format: str = "png",
     levels = request.query_params.get("auto_levels", "0").lower()
     if levels not in BOOLEANS:
         raise HTTPError(400, f"auto_levels must be 1 or 0 (true or false), got {levels[:20]!r}")
-    vividness = request.query_params.get("vividness")
+    vividness, cast = request.query_params.get("vividness"), request.query_params.get("cast_correction")
     return fmt, None if vividness in (None, "") else vividness_of(vividness), BOOLEANS[levels], \
-        hints_of(request.query_params.get("hints", ""))
+        hints_of(request.query_params.get("hints", "")), None if cast in (None, "") else cast_correction_of(cast)
 
 
 VARIANT_OPTIONS = ("k", "seed")
@@ -168,6 +168,14 @@ def hints_of(text: str) -> list:
     specs = [s for s in text.split(";") if s.strip()]
     try:
         return parse_hints(specs)
+    except ColorganError as e:
+        raise HTTPError(400, str(e)) from None
+
+
+def cast_correction_of(value: Any) -> float:
+    """A cast correction from a request, 0 to 1, checked by Config.cast_correction's rule."""
+    try:
+        return check_inference_number("cast_correction", value)
     except ColorganError as e:
         raise HTTPError(400, str(e)) from None
 

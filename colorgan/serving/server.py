@@ -3,6 +3,7 @@
 Routes
   GET  /                                  the web page (colorgan/serving/web/: plain HTML/CSS/JS, nothing from a CDN)
   POST /v1/colorize?format=&vividness=&auto_levels=    an image (the body, or a multipart file) -> the colorized image
+                 (&hints= colour points, &cast_correction= 0-1: each photo's own)
   POST /v1/models/colorgan:predict        TensorFlow Serving's REST predict ({"instances": ...} or {"inputs": ...})
   GET  /v1/models/colorgan[/metadata]     TensorFlow Serving's model status and signature metadata
   GET  /v1/info                           model name and limits (what the page needs)
@@ -98,11 +99,13 @@ class Service:
             lambda: len(self.batcher))
 
     async def colorize(self, sources: list, vividness: float | None, load=None, save=None,
-                       auto_levels: bool = False, pixels=None, hints=(), hints_each=None) -> list:
+                       auto_levels: bool = False, pixels=None, hints=(), hints_each=None,
+                       cast_correction: float | None = None) -> list:
         """Each source: load (decode) and prepare in one worker thread, the network in the model's batches,
         finish and save (encode) in one worker thread: two thread hops per photo, whatever the batch. All of it
         inside the pixel budget: pixels(source) counts a source before it is decoded (default: an array's).
-        hints: colour hints for every source; hints_each: one list per source instead."""
+        hints: colour hints for every source; hints_each: one list per source instead. vividness and
+        cast_correction: None for the model's."""
         hints_each = hints_each or [hints] * len(sources)
         pixels = pixels or (lambda image: int(np.prod(np.shape(image)[:2])))
         total = sum(pixels(source) for source in sources)
@@ -111,14 +114,16 @@ class Service:
                                  f"{self.budget.capacity:,} in work at once")
         try:
             async with self.budget.hold(total, self.limits.timeout_s):
-                return await self._colorize(sources, vividness, load, save, auto_levels, hints_each)
+                return await self._colorize(sources, vividness, load, save, auto_levels, hints_each,
+                                            cast_correction)
         except BudgetTimeout:
             raise HTTPError(503, f"the server is busy with other large photos (no room within "
                                  f"{self.limits.timeout_s:g} s): try again shortly", {"Retry-After": "5"}) from None
 
-    async def _colorize(self, sources, vividness, load, save, auto_levels, hints_each) -> list:
+    async def _colorize(self, sources, vividness, load, save, auto_levels, hints_each, cast_correction) -> list:
         def prepare(source, hints):
-            return self.backend.prepare(load(source) if load else source, vividness, auto_levels, hints)
+            return self.backend.prepare(load(source) if load else source, vividness, auto_levels, hints,
+                                        cast_correction=cast_correction)
 
         def finish(job, result):
             out = self.backend.finish(job, result)
@@ -261,7 +266,8 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
 
     @app.get("/v1/info")
     async def info():
-        return {"model": backend.name, "vividness": backend.vividness, "max_upload_mb": limits.max_upload_mb,
+        return {"model": backend.name, "vividness": backend.vividness, "cast_correction": backend.cast_correction,
+                "max_upload_mb": limits.max_upload_mb,
                 "needs_key": bool(api_keys),
                 "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels,
                 "hints": backend.hints}
@@ -274,20 +280,20 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
 
     @app.post("/v1/colorize")
     async def colorize(request: Request):
-        fmt, vividness, auto_levels, hints = query_options(request)
+        fmt, vividness, auto_levels, hints, cast = query_options(request)
         body = await photo_body(request)
         pillow_format, media_type = FORMATS[fmt]
         (encoded,) = await service.colorize(
             [body], vividness, load=lambda data: read_image(data, "the uploaded image", limits.max_pixels),
             save=lambda image: encode_image(image, pillow_format), auto_levels=auto_levels, hints=hints,
-            pixels=lambda data: checked_pixels(data, limits.max_pixels))
+            pixels=lambda data: checked_pixels(data, limits.max_pixels), cast_correction=cast)
         return Response(encoded, media_type=media_type)
 
     @app.post("/v1/variants")
     async def variants(request: Request):
         """k colourings of the photo under hints drawn from the automatic one (inference.variants), each with its
         hints as fractions of the photo (to send back to /v1/colorize as they are, or changed)."""
-        fmt, vividness, auto_levels, hints = query_options(request, extra=VARIANT_OPTIONS)
+        fmt, vividness, auto_levels, hints, cast = query_options(request, extra=VARIANT_OPTIONS)
         k, seed = variant_options(request)
         if not backend.hints:
             raise HTTPError(400, "this server's model was trained without --hints, so it makes no variants "
@@ -299,13 +305,14 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
             decoded.append(read_image(data, "the uploaded image", limits.max_pixels))
             return decoded[0]
         (auto,) = await service.colorize([body], vividness, load=load, auto_levels=auto_levels, hints=hints,
-                                         pixels=lambda data: checked_pixels(data, limits.max_pixels))
+                                         pixels=lambda data: checked_pixels(data, limits.max_pixels),
+                                         cast_correction=cast)
         image = decoded[0]
         height, width = image.shape[:2]
         drawn = await run_in_threadpool(lambda: draw_hint_sets(image_ab(auto), (height, width), k, seed, hints))
         pillow_format, media_type = FORMATS[fmt]
         encoded = await service.colorize([image] * k, vividness, save=lambda out: encode_image(out, pillow_format),
-                                         auto_levels=auto_levels, hints_each=drawn)
+                                         auto_levels=auto_levels, hints_each=drawn, cast_correction=cast)
         return {"media_type": media_type, "variants": [
             {"image": base64.b64encode(data).decode("ascii"),
              "hints": [hint.as_fraction(height, width).as_json() for hint in points]}
