@@ -30,6 +30,26 @@ def test_lab_round_trip_within_one_level(inside_map):
     assert np.abs(back - rgb).max() < 1.0 / 255.0
 
 
+def test_opencv_lab_to_rgb8_is_lab_to_rgb_rounded():
+    """lab_to_rgb8 (OpenCV, the Colorizer's full-resolution step) gives lab_to_rgb's pixels to 1/255, and the
+    same pixel on all but a few near halfway: real photos, their colours pushed out of gamut, and the extremes."""
+    lab = color.rgb_to_lab(real_rgb()).numpy()
+    lab = np.concatenate([lab, lab * np.float32([1, 3, 3])])  # saturated beyond sRGB: clipping must agree too
+    lab = np.concatenate([lab.reshape(-1, 3), [[0, 0, 0], [100, 0, 0], [50, 127, -127], [50, -127, 127]]])
+    lab = lab.astype(np.float32).reshape(1, -1, 3)
+    expected = np.round(color.lab_to_rgb(lab).numpy() * 255).astype(int)
+    got = color.lab_to_rgb8(lab)
+    assert got.dtype == np.uint8 and got.shape == lab.shape
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.mean(got != expected) < 0.001
+
+
+def test_opencv_gray_is_rgb_to_gray():
+    rgb = real_rgb()[0]
+    np.testing.assert_allclose(color.rgb_to_gray_array(rgb), color.rgb_to_gray(rgb).numpy(), atol=1e-6)
+    assert color.rgb_to_gray_array(rgb).shape == rgb.shape[:2] + (1,)
+
+
 def test_lab_of_gray_has_no_chroma_and_known_extremes():
     lab = color.rgb_to_lab(np.array([[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]], np.float32)).numpy()
     np.testing.assert_allclose(lab[:, 0], [0.0, 100.0, 53.39], atol=0.05)

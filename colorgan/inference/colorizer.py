@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from colorgan.color.chroma import predicted_ab
-from colorgan.color.lab import gray_to_l, lab_to_rgb, rgb_to_gray
+from colorgan.color.lab import gray_to_l, lab_to_rgb, lab_to_rgb8, rgb_to_gray_array
 from colorgan.config import AUTO, Config, check_inference_number, check_vividness
 from colorgan.errors import ColorganError, too_many_pixels
 from colorgan.models.networks import hint_channels, input_multiple, with_hints
@@ -151,7 +151,7 @@ def to_float_image(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     alpha = None
     if x.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha
         alpha, x = image[..., -1:], x[..., :-1]
-    gray = x if x.shape[-1] == 1 else rgb_to_gray(tf.constant(x)).numpy()
+    gray = x if x.shape[-1] == 1 else rgb_to_gray_array(x)
     return gray, alpha
 
 
@@ -283,11 +283,12 @@ class Colorizer:
 
         The ab's resizing to the photo's size and the Lab -> RGB conversion, whose float intermediates are most of
         the memory, run on bands of rows (FINISH_BAND_PIXELS each): the pixels of recombine on the whole photo
-        (within float rounding), at a fraction of its peak memory."""
+        (within 1/255: lab_to_rgb8), at a fraction of its peak memory."""
         if self._finish_fn is None:
+            # The band's Lab in TensorFlow, its conversion to RGB by OpenCV (lab_to_rgb8: a tenth of the time)
             self._finish_fn = tf.function(
-                lambda gray, ab, top, height: gray_and_ab_to_rgb(gray, ab_rows(ab, top, tf.shape(gray)[1], height,
-                                                                               tf.shape(gray)[2])),
+                lambda gray, ab, top, height: tf.concat(
+                    [gray_to_l(gray), ab_rows(ab, top, tf.shape(gray)[1], height, tf.shape(gray)[2])], axis=-1),
                 reduce_retracing=True)
         gray = prepared.gray
         height, width = gray.shape[:2]
@@ -295,9 +296,9 @@ class Colorizer:
         rows = max(1, FINISH_BAND_PIXELS // width)
         rgb8 = np.empty((height, width, 3), np.uint8)
         for top in range(0, height, rows):
-            band = self._finish_fn(tf.constant(gray[None, top:top + rows]), ab_small, tf.constant(top),
-                                   tf.constant(height))
-            rgb8[top:top + rows] = np.round(band.numpy()[0] * 255.0).astype(np.uint8)
+            lab = self._finish_fn(tf.constant(gray[None, top:top + rows]), ab_small, tf.constant(top),
+                                  tf.constant(height))
+            rgb8[top:top + rows] = lab_to_rgb8(lab.numpy()[0])
         return with_alpha(rgb8, prepared.alpha)
 
 
