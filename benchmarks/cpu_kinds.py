@@ -9,7 +9,8 @@ random data, the peer's protocol; one run of either moves by up to 15% on a shar
   pix2pix    train images/s at 32 px (batch 64) and 128 px (batch 16), colorgan and the peer
   shipped    the shipped recipe's train step (EfficientNet-Lite0 + L1, 128 px, batch 16): colorgan only
   colorize   ms for a 768x512 photo through Colorizer with the shipped weights (benchmarks/colorize_speed.py)
-and, with --threads-sweep, the shipped recipe and pix2pix at 32 px under each (intra-op, inter-op) thread pair.
+with --baseline, colorgan also with oneDNN off (TensorFlow's default on AVX2-only CPUs), and, with
+--threads-sweep, the shipped recipe and pix2pix at 32 px under each (intra-op, inter-op) thread pair.
 
 "avx2" is emulated on a machine with more: ONEDNN_MAX_CPU_ISA=AVX2 (TensorFlow's and PyTorch's oneDNN kernels;
 checked with ONEDNN_VERBOSE) and ATEN_CPU_CAPABILITY=avx2 (PyTorch's own vector kernels). TensorFlow's Eigen
@@ -54,6 +55,14 @@ def ours(flags: list[str], env: dict) -> dict:
     return run([sys.executable, "-m", "colorgan.evaluation.bench", "--precision", "fp32", "--json", *flags], env)
 
 
+def _median(runs: list[dict]) -> float:
+    return statistics.median(r["train_images_per_s"] for r in runs)
+
+
+def _spread(runs: list[dict]) -> str:
+    return "-".join(f"{f(r['train_images_per_s'] for r in runs):.1f}" for f in (min, max))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--peer", required=True, help="the peer benchmark script (../shared/bench/peer_torch.py)")
@@ -61,6 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("--kinds", default="native,avx2", help="(default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of colorgan and of the peer per pix2pix row, alternating; medians (default: %(default)s)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also time colorgan with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's default on "
+                        "AVX2-only CPUs, the figures an issue measured there before colorgan turned it on)")
     p.add_argument("--threads-sweep", action="store_true", help="also time thread settings (intra, inter)")
     args = p.parse_args(argv)
     for kind in args.kinds.split(","):
@@ -68,26 +80,36 @@ def main(argv=None) -> int:
         print(f"\n## {kind}" + (f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else ""), flush=True)
         ceiling = run([sys.executable, "-c", MATMUL], env)["gflops"]
         print(f"matmul ceiling: {ceiling} GFLOP/s (float32, 2048x2048)", flush=True)
-        print("| train step | colorgan images/s | peer images/s | ratio | colorgan inference images/s |")
-        print("| --- | --- | --- | --- | --- |")
+        # --baseline: the same colorgan with TensorFlow's own choice on AVX2-only CPUs (oneDNN off, Eigen's kernels)
+        off = {**env, "TF_ENABLE_ONEDNN_OPTS": "0"} if args.baseline else None
+        print("| train step | colorgan images/s |" + (" oneDNN off |" if off else "") + " peer images/s | ratio |"
+              + (" oneDNN off vs peer |" if off else "") + " colorgan inference images/s |")
+        print("| --- " * (7 if off else 5) + "|")
         for size, batch, steps in PIX2PIX:
             flags = ["--image-size", str(size), "--batch-size", str(batch), "--steps", str(steps)]
-            mine, peer = [], []
+            mine, plain, peer = [], [], []
             for _ in range(args.repeats):
                 mine.append(ours(["--model", "pix2pix", *flags], env))
+                if off:
+                    plain.append(ours(["--model", "pix2pix", *flags], off))
                 peer.append(run([args.peer_python, args.peer, "--precision", "fp32", "--json", *flags], env))
-            train = statistics.median(r["train_images_per_s"] for r in mine)
-            peer_train = statistics.median(r["train_images_per_s"] for r in peer)
-            spread = lambda runs: "-".join(f"{f(r['train_images_per_s'] for r in runs):.1f}" for f in (min, max))
-            print(f"| pix2pix, {size} px, batch {batch} | {train:.1f} ({spread(mine)}) | {peer_train:.1f} "
-                  f"({spread(peer)}) | {train / peer_train:.2f}x | "
-                  f"{statistics.median(r['infer_images_per_s'] for r in mine):.0f} |", flush=True)
+            train, peer_train = _median(mine), _median(peer)
+            print(f"| pix2pix, {size} px, batch {batch} | {train:.1f} ({_spread(mine)}) |"
+                  + (f" {_median(plain):.1f} ({_spread(plain)}) |" if off else "")
+                  + f" {peer_train:.1f} ({_spread(peer)}) | {train / peer_train:.2f}x |"
+                  + (f" {_median(plain) / peer_train:.2f}x |" if off else "")
+                  + f" {statistics.median(r['infer_images_per_s'] for r in mine):.0f} |", flush=True)
         mine = ours(SHIPPED, env)
-        print(f"| shipped recipe, 128 px, batch 16 | {mine['train_images_per_s']:.1f} | | | "
-              f"{mine['infer_images_per_s']:.0f} |", flush=True)
-        photo = run([sys.executable, "benchmarks/colorize_speed.py", "--repeats", "10"], env)
-        print(f"colorize a 768x512 photo (shipped weights): {photo['colorizer_ms']} ms through Colorizer, "
-              f"{photo['saved_model_ms']} ms through the SavedModel", flush=True)
+        plain = ours(SHIPPED, off) if off else None
+        print(f"| shipped recipe, 128 px, batch 16 | {mine['train_images_per_s']:.1f} |"
+              + (f" {plain['train_images_per_s']:.1f} |" if off else "") + " | |" + (" |" if off else "")
+              + f" {mine['infer_images_per_s']:.0f} |", flush=True)
+        for label, photo_env in (("", env), (" (oneDNN off)", off)):
+            if photo_env is None:
+                continue
+            photo = run([sys.executable, "benchmarks/colorize_speed.py", "--repeats", "10"], photo_env)
+            print(f"colorize a 768x512 photo (shipped weights){label}: {photo['colorizer_ms']} ms through Colorizer, "
+                  f"{photo['saved_model_ms']} ms through the SavedModel", flush=True)
         if args.threads_sweep:
             print("| threads (intra, inter) | pix2pix 32 px train images/s | shipped recipe train images/s |")
             print("| --- | --- | --- |")
