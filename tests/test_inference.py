@@ -117,6 +117,28 @@ def test_expand_inputs_folders_globs_and_clashes(tmp_path):
         expand_inputs([str(tmp_path / "nothing*.png")])
 
 
+def test_output_target_is_a_file_for_one_photo_named_as_a_photo(tmp_path):
+    from colorgan.inference.files import output_target
+    photo_, clip = (tmp_path / "a.jpg", Path("a.jpg")), (tmp_path / "c.mp4", Path("c.mp4"))
+    assert output_target([photo_], tmp_path / "r.png") == ([(photo_[0], Path("r.png"))], tmp_path)
+    assert output_target([clip], tmp_path / "r.MOV") == ([(clip[0], Path("r.MOV"))], tmp_path)
+    # a folder otherwise: several inputs, a name without an image suffix, a video name for a photo, a folder
+    (tmp_path / "made.png").mkdir()
+    for jobs, out in (([photo_, clip], "r.png"), ([photo_], "out"), ([photo_], "r.mp4"), ([clip], "r.png"),
+                      ([photo_], "made.png")):
+        assert output_target(jobs, tmp_path / out) == (jobs, tmp_path / out)
+
+
+def test_colorize_cli_writes_one_photo_as_the_file_named(tiny_run, tmp_path, capsys):
+    from colorgan.commands.colorize import main
+    Image.fromarray(photo(24, 40)).save(tmp_path / "p.jpg")
+    assert main([str(tmp_path / "p.jpg"), "--run", str(tiny_run), "-o", str(tmp_path / "out" / "result.png")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["result.png"]
+    written = Image.open(tmp_path / "out" / "result.png")
+    assert written.format == "PNG" and written.size == (40, 24)
+    assert f"as {tmp_path / 'out' / 'result.png'}" in capsys.readouterr().out
+
+
 def test_colorize_cli_skips_broken_files_and_exits_nonzero(tiny_run, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -18,7 +18,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                     "aspect ratio, luminance and file name; RGBA keeps its alpha; a video keeps its frame rate "
                     f"and frame count ({', '.join(VIDEO_SUFFIXES)}).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders or glob patterns")
-    parser.add_argument("-o", "--out", default="colorized", help="output folder (default: %(default)s)")
+    parser.add_argument("-o", "--out", default="colorized",
+                        help="output folder; for one photo or video also a file name, such as result.png "
+                             "(default: %(default)s)")
     parser.add_argument("--run", help="a run directory from train.py (default: the shipped weights/)")
     parser.add_argument("--model", help="a generator .keras file instead of --run")
     parser.add_argument("--render-size", type=int,
@@ -101,8 +103,9 @@ def main(argv=None, prog: str = PROG) -> int:
     setup_logging()
     if args.run and args.model:
         raise ColorganError("give --run or --model, not both")
-    from colorgan.inference.files import colorize_jobs, find_jobs
+    from colorgan.inference.files import colorize_jobs, find_jobs, output_target
     jobs = find_jobs(args.inputs)  # a mistyped name fails at once, not after TensorFlow and the model load
+    jobs, out = output_target(jobs, args.out)
     hints = read_hints(args)
     import_tensorflow_quietly()
     from colorgan.inference.colorizer import Colorizer
@@ -117,7 +120,7 @@ def main(argv=None, prog: str = PROG) -> int:
     if args.variants and not colorizer.takes_hints:
         raise ColorganError("--variants: this model was trained without --hints (leave out --run/--model for the "
                             "shipped weights/hints/)")
-    failed = colorize_jobs(colorizer, jobs, args.out, side_by_side=args.side_by_side,
+    failed = colorize_jobs(colorizer, jobs, out, side_by_side=args.side_by_side,
                            temporal_smoothing=args.temporal_smoothing, hints=hints,
                            variants=args.variants or 0, seed=args.seed)
     return 1 if failed else 0

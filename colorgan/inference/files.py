@@ -93,6 +93,18 @@ def colorize_paths(colorizer, inputs: list[str], out_dir: str | os.PathLike, sid
     return colorize_jobs(colorizer, find_jobs(inputs), out_dir, side_by_side, temporal_smoothing)
 
 
+def output_target(jobs: list[tuple[Path, Path]], out: str | os.PathLike) -> tuple[list[tuple[Path, Path]], Path]:
+    """(jobs, output folder) for -o OUT: OUT is a folder, except for one photo (one video) given with OUT named as
+    a photo (a video) that is not a folder already: `colorize.py photo.jpg -o result.png` writes result.png, in the
+    format its suffix names, as a user expects, not a folder named result.png."""
+    out = Path(out)
+    if len(jobs) == 1 and not out.is_dir():
+        src = jobs[0][0]
+        if out.suffix.lower() in (VIDEO_SUFFIXES if is_video(src) else READABLE):
+            return [(src, Path(out.name))], out.parent
+    return jobs, out
+
+
 def find_jobs(inputs: list[str]) -> list[tuple[Path, Path]]:
     """expand_inputs, and a one-line error where it finds nothing: checked before the model loads (seconds)."""
     jobs = expand_inputs(inputs)
@@ -137,7 +149,8 @@ def colorize_jobs(colorizer, jobs: list[tuple[Path, Path]], out_dir: str | os.Pa
                 log.warning("skipped %s", reason)
     done = len(jobs) - len(failed)
     what = "images" if not videos else "videos" if videos == len(jobs) else "files"
-    print(f"colorized {done} of {len(jobs)} {what} into {out_dir}/" + (f"; {len(failed)} failed:" if failed else ""))
+    where = f"as {out_dir / jobs[0][1]}" if len(jobs) == 1 and not variants else f"into {out_dir}/"
+    print(f"colorized {done} of {len(jobs)} {what} {where}" + (f"; {len(failed)} failed:" if failed else ""))
     for src, reason in failed:
         print(f"  {reason}")
     return failed
