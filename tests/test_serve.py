@@ -139,6 +139,7 @@ def test_auto_levels_colours_a_faded_photo_as_the_colorizer_does_and_keeps_its_l
     _, rgb = photo
     faded = np.round(64 + 0.4 * luma(rgb)).astype(np.uint8)  # a washed-out print: levels 64-166
     assert client.get("/v1/info").json()["auto_levels"] is True
+    assert client.get("/v1/info").json()["cast_correction_per_photo"] is True
     plain = decode(client.post("/v1/colorize", content=encode(faded)).content)
     stretched = decode(client.post("/v1/colorize?auto_levels=1", content=encode(faded)).content)
     assert np.abs(stretched.astype(int) - colorizer.colorize(faded, auto_levels=True)).max() <= 1
@@ -314,6 +315,7 @@ def test_saved_model_backend_serves_the_same_body(photo, saved_model):
         assert c.get("/v1/info").json()["vividness"] == pytest.approx(shipped_vividness())  # recorded beside the export
         assert c.post("/v1/colorize", content=photo[0]).status_code == 200
         assert c.get("/v1/info").json()["auto_levels"] is False  # the page hides its checkbox
+        assert c.get("/v1/info").json()["cast_correction_per_photo"] is False  # and its tint slider
         assert_error(c.post("/v1/colorize?auto_levels=1", content=photo[0]), 400, "auto_levels", "savedmodel")
     import tensorflow as tf
     direct = saved_model[1].signatures["serving_default"](images=tf.constant(images))["colorized"].numpy()

@@ -65,6 +65,13 @@ def _serve(extra):
     assert proc.returncode in (0, -signal.SIGINT, 130), "".join(lines)[-2000:]
 
 
+def shipped_cast_correction() -> float:
+    """The shipped model's cast correction, as its config.json records it (the page's tint slider starts there)."""
+    from colorgan.config import Config
+    from colorgan.training.runs import SHIPPED_WEIGHTS
+    return Config.load(SHIPPED_WEIGHTS / "config.json").cast_correction
+
+
 CHROMA_JS = """
 const img = arguments[0], c = document.createElement('canvas');
 c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -112,6 +119,16 @@ def test_page_colorizes_an_uploaded_photo(server, tmp_path):
         assert browser.execute_script(CHROMA_JS, output)[2] > chroma  # more vivid
         browser.save_screenshot(str(tmp_path / "page_vivid.png"))
 
+        cast = card.find_element(By.CSS_SELECTOR, "input.cast-correction")  # tint removal, the model's to start
+        assert cast.is_displayed() and float(cast.get_attribute("value")) == pytest.approx(shipped_cast_correction())
+        before = output.get_attribute("src")
+        browser.execute_script("arguments[0].value = arguments[0].max;"
+                               "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));", cast)
+        WebDriverWait(browser, 120).until(
+            lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != before)
+        sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert "cast_correction=1" in [u for u in sent if "/v1/colorize" in u][-1]
+
         before = output.get_attribute("src")
         levels = card.find_element(By.CSS_SELECTOR, "input.auto-levels")
         assert levels.is_displayed() and not levels.is_selected()
@@ -119,7 +136,7 @@ def test_page_colorizes_an_uploaded_photo(server, tmp_path):
         WebDriverWait(browser, 120).until(
             lambda b: card.get_attribute("data-state") == "done" and output.get_attribute("src") != before)
         sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-        assert [u for u in sent if "/v1/colorize" in u][-1].endswith("auto_levels=1")
+        assert "&auto_levels=1" in [u for u in sent if "/v1/colorize" in u][-1]
     finally:
         browser.quit()
 

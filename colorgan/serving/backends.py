@@ -14,6 +14,7 @@ from colorgan.errors import ColorganError
 class ColorizerBackend:
     """A generator (shipped weights, a run): photos of any size batched by the working size the network sees."""
     auto_levels = True  # the network's input is made here, so a faded photo's levels can be stretched for it
+    cast_per_photo = True  # the cast correction is an argument of each call (Colorizer.predict_ab)
 
     def __init__(self, colorizer, name: str):
         self.colorizer, self.name = colorizer, name
@@ -47,6 +48,7 @@ class SavedModelBackend:
     """An exported SavedModel (what TF Serving would load), called through its signatures: photos batched
     when they share size and vividness (and whether they have hints)."""
     auto_levels = False  # the signatures take the photo as it is
+    cast_per_photo = False  # the cast correction is built into the signatures
 
     def __init__(self, version_dir: str | Path):
         import tensorflow as tf

@@ -267,6 +267,7 @@ def create_app(backend, limits: Limits = Limits(), api_keys=(), cors_origins=())
     @app.get("/v1/info")
     async def info():
         return {"model": backend.name, "vividness": backend.vividness, "cast_correction": backend.cast_correction,
+                "cast_correction_per_photo": backend.cast_per_photo,
                 "max_upload_mb": limits.max_upload_mb,
                 "needs_key": bool(api_keys),
                 "max_pixels": limits.max_pixels, "formats": ["png", "jpeg"], "auto_levels": backend.auto_levels,

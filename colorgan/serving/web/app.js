@@ -4,10 +4,10 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const MB = 1024 * 1024;
 const MAX_RETRIES = 4;      // retries after a 503 "server busy"
-const DEBOUNCE_MS = 300;    // vividness slider -> new request
+const DEBOUNCE_MS = 300;    // vividness or tint slider -> new request
 
 let info = { model: '', vividness: 1, max_upload_mb: 20, max_pixels: 0, formats: ['png', 'jpeg'], auto_levels: false,
-  hints: false };
+  hints: false, cast_correction: 0, cast_correction_per_photo: false };
 
 // A server started with --api-key answers 401 without the key: ask once, keep it for this browser tab.
 const KEY_ITEM = 'colorgan-api-key';
@@ -92,6 +92,10 @@ function setCompare(card, value) {
 
 // ---- the request ----
 
+// The tint removal (the API's cast_correction), where the server takes it per photo (not a SavedModel's built-in one)
+const castQuery = (card) => ($('.ctl-cast', card).hidden ? '' :
+  `&cast_correction=${encodeURIComponent($('.cast-correction', card).value)}`);
+
 async function colorize(card) {
   const st = card.st;
   const seq = ++st.seq;
@@ -101,7 +105,7 @@ async function colorize(card) {
   const viv = $('.vividness', card).value;
   const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
   const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}${levels}` +
-    hintsQuery(st.hints);
+    castQuery(card) + hintsQuery(st.hints);
   const stale = () => seq !== st.seq;
   setState(card, 'working', st.outUrl ? 'updating…' : 'colorizing…');
   try {
@@ -293,7 +297,7 @@ async function showVariants(card) {
   const viv = $('.vividness', card).value;
   const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
   const url = `/v1/variants?k=${VARIANTS}&format=jpeg&vividness=${encodeURIComponent(viv)}${levels}` +
-    hintsQuery(st.hints);
+    castQuery(card) + hintsQuery(st.hints);
   btn.disabled = true;
   setStatus(card, 'drawing variants…');
   try {
@@ -337,6 +341,16 @@ async function showVariants(card) {
 
 // ---- building cards ----
 
+// A slider of a card, set to `value`, its value shown beside it; moving it asks the server again (debounced).
+function slider(card, inputSel, outputSel, value) {
+  const input = $(inputSel, card);
+  const output = $(outputSel, card);
+  input.value = String(value);
+  const show = () => { output.textContent = Number(input.value).toFixed(2); };
+  show();
+  for (const type of ['input', 'change']) input.addEventListener(type, () => { show(); colorizeSoon(card); });
+}
+
 function makeCard(file) {
   const card = $('#card-tpl').content.firstElementChild.cloneNode(true);
   card.st = { file, seq: 0, ctrl: null, outUrl: null, inUrl: null, timer: 0, hints: [] };
@@ -349,16 +363,9 @@ function makeCard(file) {
   for (const f of info.formats.filter((x) => x === 'png' || x === 'jpeg')) fmtSel.add(new Option(f.toUpperCase(), f));
   if (!fmtSel.options.length) fmtSel.add(new Option('PNG', 'png'));
 
-  const viv = $('.vividness', card);
-  const vivOut = $('.viv-val', card);
-  viv.value = String(info.vividness);
-  vivOut.textContent = Number(viv.value).toFixed(2);
-  const onViv = () => {
-    vivOut.textContent = Number(viv.value).toFixed(2);
-    colorizeSoon(card);
-  };
-  viv.addEventListener('input', onViv);
-  viv.addEventListener('change', onViv);
+  slider(card, '.vividness', '.viv-val', info.vividness);
+  $('.ctl-cast', card).hidden = !info.cast_correction_per_photo;
+  slider(card, '.cast-correction', '.cast-val', info.cast_correction);  // the model's own strength to start from
   fmtSel.addEventListener('change', () => { clearTimeout(card.st.timer); colorize(card); });
   const levels = $('.auto-levels', card);
   $('.ctl-levels', card).hidden = !info.auto_levels;  // an exported SavedModel takes the photo as it is
