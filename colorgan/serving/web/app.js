@@ -92,9 +92,15 @@ function setCompare(card, value) {
 
 // ---- the request ----
 
-// The tint removal (the API's cast_correction), where the server takes it per photo (not a SavedModel's built-in one)
-const castQuery = (card) => ($('.ctl-cast', card).hidden ? '' :
-  `&cast_correction=${encodeURIComponent($('.cast-correction', card).value)}`);
+// A card's options as the API's query, for /v1/colorize and /v1/variants alike: vividness, auto levels, tint
+// removal (cast_correction, where the server takes it per photo: not a SavedModel's built-in one), hints.
+function optionsQuery(card) {
+  const viv = $('.vividness', card).value;
+  const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
+  const cast = $('.ctl-cast', card).hidden ? '' :
+    `&cast_correction=${encodeURIComponent($('.cast-correction', card).value)}`;
+  return `&vividness=${encodeURIComponent(viv)}${levels}${cast}${hintsQuery(card.st.hints)}`;
+}
 
 async function colorize(card) {
   const st = card.st;
@@ -102,10 +108,7 @@ async function colorize(card) {
   if (st.ctrl) st.ctrl.abort();
   const ctrl = (st.ctrl = new AbortController());
   const fmt = $('.format', card).value;
-  const viv = $('.vividness', card).value;
-  const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
-  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}&vividness=${encodeURIComponent(viv)}${levels}` +
-    castQuery(card) + hintsQuery(st.hints);
+  const url = `/v1/colorize?format=${encodeURIComponent(fmt)}${optionsQuery(card)}`;
   const stale = () => seq !== st.seq;
   setState(card, 'working', st.outUrl ? 'updating…' : 'colorizing…');
   try {
@@ -294,10 +297,7 @@ async function showVariants(card) {
   const st = card.st;
   const strip = $('.variants', card);
   const btn = $('.variants-btn', card);
-  const viv = $('.vividness', card).value;
-  const levels = $('.auto-levels', card).checked ? '&auto_levels=1' : '';
-  const url = `/v1/variants?k=${VARIANTS}&format=jpeg&vividness=${encodeURIComponent(viv)}${levels}` +
-    castQuery(card) + hintsQuery(st.hints);
+  const url = `/v1/variants?k=${VARIANTS}&format=jpeg${optionsQuery(card)}`;
   btn.disabled = true;
   setStatus(card, 'drawing variants…');
   try {
